@@ -1,0 +1,141 @@
+"""The one preprocessing path shared by training, export checks, file inference and streaming.
+
+A sequence ``(M, T, V, 3)`` becomes a network input ``(window, D)`` in four steps:
+
+1. :func:`adapt_layout` - reorder joints into the model's layout (matched by name).
+2. :func:`fit_bodies` - keep the first ``bodies`` bodies, add all-zero bodies where absent.
+3. :func:`fit_window` - bring the frames to exactly ``window`` by the model's window policy.
+4. :func:`flatten` - body-major features, ``index = body*V*3 + joint*3 + coord``.
+
+Window policies (the model's metadata names one; training, export and serving all use it):
+
+- ``resample`` (default): drop leading and trailing empty frames (every coordinate of every body
+  zero), then linearly interpolate the remaining frames to ``window`` frames, first and last frame
+  kept exactly (``positions = linspace(0, T-1, window)``). A single frame is repeated. Short
+  datasets (NW-UCLA median 31 frames) and short live streams both fill the whole window.
+- ``pad`` (the paper's NTU input): drop leading and trailing empty frames, then zero-pad at the
+  end to ``window``; a longer sequence is resampled down as in ``resample`` so no part of the
+  action is cut. Padding frames are raw zeros, like absent bodies: after the model subtracts
+  the mean skeleton they read ``-mean``, exactly as in the paper's training data.
+
+Raw coordinates throughout: no view or scale normalisation (the paper's principle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from restcn_infer.errors import SkeletonFormatError
+from restcn_infer.layouts import JointLayout, joint_map
+
+WINDOW_POLICIES = ("resample", "pad")
+
+
+def adapt_layout(seq: np.ndarray, source: JointLayout, target: JointLayout) -> np.ndarray:
+    """``(M, T, V_source, 3)`` -> ``(M, T, V_target, 3)`` by joint name; identity when equal."""
+    if source.name == target.name:
+        return seq
+    return seq[:, :, joint_map(source, target), :]
+
+
+def fit_bodies(seq: np.ndarray, bodies: int) -> np.ndarray:
+    """``(M, T, V, 3)`` -> ``(bodies, T, V, 3)``: extra bodies dropped, missing ones zero."""
+    m = seq.shape[0]
+    if m == bodies:
+        return seq
+    if m > bodies:
+        return seq[:bodies]
+    pad = np.zeros((bodies - m, *seq.shape[1:]), dtype=seq.dtype)
+    return np.concatenate([seq, pad], axis=0)
+
+
+def valid_span(seq: np.ndarray) -> tuple[int, int]:
+    """``(start, stop)`` of the frames between the first and last non-empty frame."""
+    present = np.flatnonzero(np.any(seq != 0, axis=(0, 2, 3)))  # (T,) -> indices
+    if present.size == 0:
+        return 0, 0
+    return int(present[0]), int(present[-1]) + 1
+
+
+def resample_frames(seq: np.ndarray, length: int) -> np.ndarray:
+    """Linear interpolation of ``(M, T, V, 3)`` along time to ``(M, length, V, 3)``, ends kept."""
+    t = seq.shape[1]
+    if t == length:
+        return seq
+    if t == 1:
+        return np.repeat(seq, length, axis=1)
+    pos = np.linspace(0.0, t - 1, length)  # (length,)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, t - 1)
+    w = (pos - lo).astype(np.float32)[None, :, None, None]  # (1, length, 1, 1)
+    return (seq[:, lo] * (1.0 - w) + seq[:, hi] * w).astype(np.float32)
+
+
+def fit_window(seq: np.ndarray, window: int, policy: str = "resample") -> np.ndarray:
+    """``(M, T, V, 3)`` -> ``(M, window, V, 3)`` by ``policy`` (see module docstring).
+
+    Raises:
+        SkeletonFormatError: the sequence has no non-empty frame.
+        ValueError: unknown policy or window < 1.
+    """
+    if policy not in WINDOW_POLICIES:
+        raise ValueError(f"unknown window policy {policy!r}; expected one of {WINDOW_POLICIES}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    start, stop = valid_span(seq)
+    if stop == start:
+        raise SkeletonFormatError(None, "expected at least one frame with a body, all are empty")
+    seq = seq[:, start:stop]
+    t = seq.shape[1]
+    if policy == "pad" and t <= window:
+        out = np.zeros((seq.shape[0], window, *seq.shape[2:]), dtype=np.float32)
+        out[:, :t] = seq
+        return out
+    return resample_frames(seq, window)
+
+
+def flatten(seq: np.ndarray) -> np.ndarray:
+    """``(M, T, V, 3)`` -> ``(T, M*V*3)``, body-major (``body*V*3 + joint*3 + coord``)."""
+    m, t, v, c = seq.shape
+    return np.ascontiguousarray(seq.transpose(1, 0, 2, 3).reshape(t, m * v * c))
+
+
+def unflatten(x: np.ndarray, bodies: int) -> np.ndarray:
+    """``(..., T, D)`` -> ``(..., bodies, T, V, 3)``: the inverse of :func:`flatten`."""
+    *lead, t, d = x.shape
+    v = d // (bodies * 3)
+    if bodies * v * 3 != d:
+        raise ValueError(f"D={d} is not bodies({bodies}) x joints x 3")
+    out = x.reshape(*lead, t, bodies, v, 3)  # (..., T, M, V, 3)
+    return np.moveaxis(out, -3, -4)  # (..., M, T, V, 3)
+
+
+def to_model_input(
+    seq: np.ndarray,
+    *,
+    layout: JointLayout,
+    bodies: int,
+    window: int,
+    policy: str = "resample",
+    source_layout: JointLayout | None = None,
+) -> np.ndarray:
+    """A sequence ``(M, T, V, 3)`` as one network input ``(window, bodies*V*3)`` float32.
+
+    Args:
+        seq: raw coordinates; ``source_layout`` names its joints (default: ``layout``).
+        layout: the model's joint layout.
+        bodies: the model's number of bodies.
+        window: the model's number of frames.
+        policy: the model's window policy.
+    """
+    source_layout = source_layout or layout
+    if seq.ndim != 4 or seq.shape[2] != source_layout.num_joints or seq.shape[3] != 3:
+        raise SkeletonFormatError(
+            None,
+            f"expected (M, T, {source_layout.num_joints}, 3) for layout {source_layout.name}, "
+            f"got {seq.shape}",
+        )
+    seq = adapt_layout(seq, source_layout, layout)
+    seq = fit_bodies(seq, bodies)
+    seq = fit_window(seq, window, policy)
+    return flatten(seq.astype(np.float32, copy=False))

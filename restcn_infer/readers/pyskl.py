@@ -1,0 +1,157 @@
+"""The mmaction2/PYSKL annotation pickle, read through a restricted unpickler.
+
+Layout (the format big toolkits publish NTU/Kinetics skeletons in)::
+
+    {"split": {split_name: [frame_dir, ...]},
+     "annotations": [{"frame_dir": str, "label": int, "total_frames": int,
+                      "keypoint": float32 (M, T, V, 3), ...}]}
+
+A pickle can run arbitrary code when loaded, so :class:`RestrictedUnpickler` admits only the
+globals needed to rebuild numpy arrays and dtypes (numpy 1 and numpy 2 module paths); anything
+else is refused with :class:`SkeletonFormatError`.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from restcn_infer.errors import SkeletonFormatError
+from restcn_infer.readers.arrays import check_sequence
+
+#: (module, name) pairs a skeleton pickle may reference. numpy 2 moved ``numpy.core`` to
+#: ``numpy._core``; both spellings appear in published files.
+_ALLOWED_GLOBALS = {
+    (core, name)
+    for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("builtins", "slice"),
+    ("collections", "OrderedDict"),
+    ("_codecs", "encode"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds plain containers and numpy arrays, and nothing else."""
+
+    def find_class(self, module: str, name: str):  # noqa: D102 - pickle API
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        if module == "numpy" and name.endswith("DType"):  # numpy 2 dtype classes, e.g. Float32DType
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load global {module}.{name}: only plain containers and numpy arrays "
+            "are allowed in a skeleton pickle"
+        )
+
+
+def restricted_load(path: Path) -> object:
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`; every failure is a SkeletonFormatError."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SkeletonFormatError(path, f"cannot read file: {exc.strerror}")
+    try:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+    except pickle.UnpicklingError as exc:
+        raise SkeletonFormatError(path, str(exc))
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            UnicodeDecodeError, MemoryError, OverflowError) as exc:
+        raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc!r}")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One labelled sequence of a PYSKL file: ``keypoint`` is float32 (M, T, V, 3)."""
+
+    frame_dir: str
+    label: int
+    keypoint: np.ndarray
+
+
+@dataclass(frozen=True)
+class PysklDataset:
+    """A whole PYSKL file: named splits of ``frame_dir`` names and their annotations."""
+
+    splits: dict[str, list[str]]
+    annotations: dict[str, Annotation]
+
+    def split(self, name: str) -> list[Annotation]:
+        """The annotations of split ``name`` in file order; ValueError names the known splits."""
+        if name not in self.splits:
+            raise ValueError(f"unknown split {name!r}; this file has {sorted(self.splits)}")
+        return [self.annotations[d] for d in self.splits[name]]
+
+
+def _annotation(raw: object, path: Path, index: int) -> Annotation:
+    where = f"annotation {index}"
+    if not isinstance(raw, dict):
+        raise SkeletonFormatError(path, f"{where}: expected a dict, got {type(raw).__name__}")
+    for key in ("frame_dir", "label", "keypoint"):
+        if key not in raw:
+            raise SkeletonFormatError(path, f"{where}: expected key {key!r}")
+    keypoint = raw["keypoint"]
+    if not isinstance(keypoint, np.ndarray) or keypoint.ndim != 4 or keypoint.shape[-1] < 3:
+        raise SkeletonFormatError(
+            path, f"{where} ({raw['frame_dir']}): expected keypoint array (M, T, V, 3), got "
+            f"{getattr(keypoint, 'shape', type(keypoint).__name__)}"
+        )
+    label = raw["label"]
+    if isinstance(label, np.integer):
+        label = int(label)
+    if not isinstance(label, int) or label < 0:
+        raise SkeletonFormatError(path, f"{where}: expected a non-negative int label, got {label!r}")
+    seq = check_sequence(keypoint[..., :3], f"{path} [{where} {raw['frame_dir']}]")
+    return Annotation(frame_dir=str(raw["frame_dir"]), label=label, keypoint=seq)
+
+
+def read_pyskl(path: str | Path) -> PysklDataset:
+    """Read a whole PYSKL/mmaction2 annotation file (splits + annotations), validated."""
+    path = Path(path)
+    doc = restricted_load(path)
+    if not isinstance(doc, dict) or "annotations" not in doc:
+        raise SkeletonFormatError(path, 'expected a dict with "split" and "annotations"')
+    raw_annotations = doc["annotations"]
+    if not isinstance(raw_annotations, list) or not raw_annotations:
+        raise SkeletonFormatError(path, "expected a non-empty list of annotations")
+    annotations = {}
+    for i, raw in enumerate(raw_annotations):
+        ann = _annotation(raw, path, i)
+        annotations[ann.frame_dir] = ann
+    splits_raw = doc.get("split", {})
+    if not isinstance(splits_raw, dict):
+        raise SkeletonFormatError(path, "expected 'split' to map split names to frame_dir lists")
+    splits = {}
+    for name, dirs in splits_raw.items():
+        missing = [d for d in dirs if d not in annotations]
+        if missing:
+            raise SkeletonFormatError(
+                path, f"split {name!r} names {len(missing)} sequences with no annotation, "
+                f"e.g. {missing[0]!r}"
+            )
+        splits[str(name)] = [str(d) for d in dirs]
+    return PysklDataset(splits=splits, annotations=annotations)
+
+
+def read_pyskl_sequence(path: Path) -> np.ndarray:
+    """One sequence from a pickle holding a single annotation dict (or a file with exactly one)."""
+    doc = restricted_load(path)
+    if isinstance(doc, dict) and "annotations" in doc:
+        raws = doc["annotations"]
+        if not isinstance(raws, list) or len(raws) != 1:
+            count = len(raws) if isinstance(raws, list) else "no"
+            raise SkeletonFormatError(
+                path, f"expected one annotation, got a dataset file with {count} annotations; "
+                "pick one with restcn_infer.readers.pyskl.read_pyskl"
+            )
+        return _annotation(raws[0], path, 0).keypoint
+    return _annotation(doc, path, 0).keypoint
