@@ -37,13 +37,13 @@ def load_sequence(path: str | PathLike[str]) -> np.ndarray:
             the message names the file, the line where known, and what was expected.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SkeletonFormatError(path, "is a directory, expected a skeleton file")
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise SkeletonFormatError(
             path, f"unknown file type {path.suffix!r}; expected one of {sorted(_READERS)}"
         )
-    if path.is_dir():
-        raise SkeletonFormatError(path, "is a directory, expected a skeleton file")
     if not path.is_file():
         raise SkeletonFormatError(path, "no such file")
     return reader(path)
