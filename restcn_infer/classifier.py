@@ -1,0 +1,202 @@
+"""Classify skeleton sequences with an exported restcn model: numpy pre-process -> run -> softmax.
+
+One :class:`Classifier` owns one onnxruntime session. Everything it knows about the model comes
+from the model's ``restcn`` metadata (:class:`~restcn_infer.metadata.ModelMetadata`)::
+
+    clf = Classifier()                                  # the bundled NW-UCLA model
+    for result in clf.classify_files(["a.skeleton", "b.npy"]):
+        print(result.path, result.error or result.top[0].name)
+
+A file's joint count picks its layout; a file in another layout than the model's is mapped by
+joint name (e.g. an NTU ``.skeleton`` into a ``kinect20`` model), which is logged once per layout
+pair on the ``restcn_infer`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from restcn_infer.errors import ModelError, SkeletonFormatError
+from restcn_infer.layouts import JointLayout, layout_for_joints
+from restcn_infer.metadata import METADATA_KEY, ModelMetadata
+from restcn_infer.preprocess import to_model_input
+from restcn_infer.readers import load_sequence
+from restcn_infer.readers.arrays import check_sequence
+from restcn_infer.session import create_session
+
+log = logging.getLogger("restcn_infer")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a ranking: ``label`` index, class ``name`` and softmax ``probability``."""
+
+    label: int
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome for one file: ``top`` predictions, or the ``error`` that stopped it."""
+
+    path: Path
+    top: list[Prediction] | None = None
+    error: Exception | None = None
+
+
+def load_model_metadata(session, source: str) -> ModelMetadata:
+    """Read and validate the ``restcn`` metadata of a session's model (:class:`ModelError`)."""
+    props = session.get_modelmeta().custom_metadata_map
+    return ModelMetadata.from_json(props.get(METADATA_KEY), source=source)
+
+
+class Classifier:
+    """An exported restcn model over one onnxruntime session.
+
+    Args:
+        model: an ``.onnx`` file written by ``restcn-export``; ``None``: the bundled model.
+        device: ``auto`` (CUDA, else CPU with one logged line), ``cuda`` or ``cpu``.
+        threads: onnxruntime intra-op threads; ``None``: one per physical core.
+
+    Raises:
+        ModelError: the file is missing, not a loadable ONNX model, or its metadata is missing,
+            corrupt, of a newer format version, or disagrees with the graph.
+        DeviceError: ``device="cuda"`` and CUDA cannot be started.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, *, device: str = "auto",
+                 threads: int | None = None) -> None:
+        if model is None:
+            from restcn_infer.models import default_model_path
+
+            model = default_model_path()
+        self.model_path = Path(model)
+        if self.model_path.is_dir():
+            raise ModelError(f"{self.model_path}: is a directory, expected an .onnx model file")
+        if not self.model_path.is_file():
+            raise ModelError(f"{self.model_path}: no such model file")
+        self.session = create_session(self.model_path, device=device, threads=threads)
+        self.metadata = load_model_metadata(self.session, str(self.model_path))
+        self.providers: list[str] = self.session.get_providers()
+        self._check_graph()
+        self._mapped: set[str] = set()
+
+    def _check_graph(self) -> None:
+        """The graph must have the inputs and outputs its metadata promises."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        where = str(self.model_path)
+        if "skeleton" not in inputs or "logits" not in outputs:
+            raise ModelError(f"{where}: expected input 'skeleton' and output 'logits', got "
+                             f"inputs {sorted(inputs)} and outputs {sorted(outputs)}")
+        d = inputs["skeleton"].shape[-1]
+        if isinstance(d, int) and d != self.metadata.D:
+            raise ModelError(f"{where}: graph input has D={d}, metadata says {self.metadata.D}")
+        if self.metadata.decoder_layers and "decoded" not in outputs:
+            raise ModelError(f"{where}: metadata lists decoder layers but the graph has no "
+                             "'decoded' output")
+
+    def prepare(self, seq: np.ndarray, *,
+                source_layout: JointLayout | None = None) -> np.ndarray:
+        """A sequence ``(M, T, V, 3)`` or ``(T, V, 3)`` as one input ``(window, D)`` float32.
+
+        ``source_layout`` defaults to the layout with ``V`` joints. Raises
+        :class:`SkeletonFormatError` for an empty, non-finite or unmappable sequence.
+        """
+        seq = check_sequence(seq)
+        meta = self.metadata
+        if source_layout is None:
+            try:
+                source_layout = layout_for_joints(seq.shape[2])
+            except ValueError as exc:
+                raise SkeletonFormatError(None, f"{exc}; the model expects {meta.layout} "
+                                                f"({len(meta.joint_names)} joints)") from None
+        if source_layout.name != meta.layout:
+            self._note_mapping(source_layout)
+        try:
+            return to_model_input(seq, layout=meta.joint_layout, bodies=meta.bodies,
+                                  window=meta.window, policy=meta.window_policy,
+                                  source_layout=source_layout)
+        except SkeletonFormatError:
+            raise
+        except ValueError as exc:  # joint_map: the layouts share too few joints
+            raise SkeletonFormatError(None, str(exc)) from None
+
+    def _note_mapping(self, source: JointLayout) -> None:
+        if source.name not in self._mapped:
+            self._mapped.add(source.name)
+            log.warning("input joints are in layout %s (%d joints); mapping them by name to the "
+                        "model's layout %s (%d joints)", source.name, source.num_joints,
+                        self.metadata.layout, len(self.metadata.joint_names))
+
+    def run(self, batch: np.ndarray, *,
+            decode: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """One session call: ``(B, T, D)`` float32 -> logits ``(B, C)``, decoded or ``None``.
+
+        ``decoded`` ``(B, L, T, D)`` is computed only when ``decode`` is true.
+        """
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim != 3 or batch.shape[2] != self.metadata.D or batch.shape[1] < 1:
+            raise ValueError(f"expected a batch (B, T, {self.metadata.D}), got {batch.shape}")
+        if decode and not self.metadata.decoder_layers:
+            raise ModelError(f"{self.model_path}: exported without a decoder head "
+                             "(re-export with --decoder-layers)")
+        names = ["logits", "decoded"] if decode else ["logits"]
+        outputs = self.session.run(names, {"skeleton": batch})
+        return outputs[0], (outputs[1] if decode else None)
+
+    def predict(self, logits: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:
+        """Softmax over ``logits (B, C)``; the ``top_k`` most likely classes per row."""
+        logits = np.asarray(logits, dtype=np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=1, keepdims=True)  # (B, C)
+        k = max(1, min(top_k, probs.shape[1]))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (B, k)
+        classes = self.metadata.classes
+        return [[Prediction(int(c), classes[c], float(row[c])) for c in idx]
+                for row, idx in zip(probs, order)]
+
+    def classify(self, sequences: Sequence[np.ndarray], *, top_k: int = 5,
+                 batch_size: int = 64) -> list[list[Prediction]]:
+        """Top-k predictions for each sequence ``(M, T, V, 3)``, ``batch_size`` per session call."""
+        inputs = [self.prepare(seq) for seq in sequences]
+        results: list[list[Prediction]] = []
+        for start in range(0, len(inputs), batch_size):
+            logits, _ = self.run(np.stack(inputs[start:start + batch_size]))
+            results.extend(self.predict(logits, top_k))
+        return results
+
+    def classify_files(self, paths: Iterable[str | os.PathLike[str]], *, top_k: int = 5,
+                       batch_size: int = 64) -> Iterator[FileResult]:
+        """Read, prepare and classify files in batches; yields one :class:`FileResult` per path.
+
+        A file that cannot be read or prepared yields a result with ``error`` set (a
+        :class:`SkeletonFormatError`) and does not stop the others.
+        """
+        pending: list[tuple[Path, np.ndarray | None, Exception | None]] = []
+        for path in paths:
+            path = Path(path)
+            try:
+                pending.append((path, self.prepare(load_sequence(path)), None))
+            except SkeletonFormatError as exc:
+                if exc.source == "<array>":
+                    exc = SkeletonFormatError(path, exc.reason, exc.line)
+                pending.append((path, None, exc))
+            if sum(x is not None for _, x, _ in pending) == batch_size:
+                yield from self._flush(pending, top_k)
+                pending = []
+        yield from self._flush(pending, top_k)
+
+    def _flush(self, pending: list, top_k: int) -> Iterator[FileResult]:
+        ready = [x for _, x, _ in pending if x is not None]
+        preds = iter(self.predict(self.run(np.stack(ready))[0], top_k) if ready else [])
+        for path, x, error in pending:
+            yield FileResult(path, error=error) if x is None else FileResult(path, next(preds))

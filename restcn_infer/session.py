@@ -1,0 +1,99 @@
+"""One onnxruntime session, with the execution provider picked by a device name.
+
+``device``: ``auto`` tries CUDA then CPU; ``cuda`` requires CUDA; ``cpu`` uses the CPU only.
+When CUDA is wanted but onnxruntime cannot start it (no GPU, missing CUDA/cuDNN libraries), the
+caller gets one clear line through the ``restcn_infer`` logger instead of onnxruntime's wall of
+provider logs: onnxruntime's own logging is silenced while the session is being created.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from restcn_infer.errors import ModelError
+
+log = logging.getLogger("restcn_infer")
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+#: What onnxruntime raises for a file it cannot load (its own classes derive from Exception).
+_LOAD_ERRORS = (RuntimeError, ValueError, ort_state.Fail, ort_state.InvalidArgument,
+                ort_state.NoSuchFile, ort_state.NoModel, ort_state.InvalidProtobuf,
+                ort_state.InvalidGraph, ort_state.NotImplemented, ort_state.RuntimeException)
+#: onnxruntime's log levels: 0 verbose, 1 info, 2 warning (its default), 3 error, 4 fatal.
+_ORT_DEFAULT_SEVERITY = 2
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (``device="cuda"`` without a working CUDA provider)."""
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Options for inference: all graph optimisations, quiet logs, ``threads`` intra-op threads.
+
+    ``threads=None`` lets onnxruntime use one thread per physical core.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
+
+
+def create_session(path: Path, *, device: str = "auto",
+                   threads: int | None = None) -> ort.InferenceSession:
+    """An ``InferenceSession`` on ``path`` for ``device`` (see the module docstring).
+
+    Raises:
+        ValueError: unknown device or bad thread count.
+        DeviceError: ``device="cuda"`` and CUDA cannot be started.
+        ModelError: onnxruntime cannot load the file (corrupt, not ONNX, unsupported ops).
+    """
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    want_cuda = device in ("auto", "cuda")
+    if want_cuda and CUDA not in ort.get_available_providers():
+        if device == "cuda":
+            raise DeviceError("device 'cuda' requested but this onnxruntime has no CUDA provider; "
+                              "install onnxruntime-gpu")
+        want_cuda = False
+    providers = [CUDA, CPU] if want_cuda else [CPU]
+    options = session_options(threads)
+    try:
+        if want_cuda:  # a failing CUDA provider logs through the default logger, not the session's
+            ort.set_default_logger_severity(4)
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except _LOAD_ERRORS as exc:
+        raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from None
+    finally:
+        if want_cuda:
+            ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
+    if want_cuda and CUDA not in session.get_providers():
+        reason = cuda_load_error() or "no usable GPU"
+        if device == "cuda":
+            raise DeviceError(f"device 'cuda' requested but onnxruntime cannot start CUDA: {reason}")
+        log.warning("CUDA unavailable (%s); running on CPU", reason)
+    return session
+
+
+def cuda_load_error() -> str | None:
+    """Why onnxruntime's CUDA provider library does not load (e.g. a missing libcublas), if so."""
+    library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    if os.name == "nt" or not library.is_file():
+        return None
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return str(exc)  # e.g. "libcublasLt.so.13: cannot open shared object file: ..."
+    return None
