@@ -44,14 +44,18 @@ def fail(message: object) -> NoReturn:
     raise typer.Exit(1)
 
 
+class _WarningHandler(logging.Handler):
+    """One ``warning: ...`` line on the current stderr per logged record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]warning:[/yellow] {record.getMessage()}", soft_wrap=True)
+
+
 def show_runtime_warnings() -> None:
     """Route the runtime's logged notices (CUDA fallback, joint mapping) to stderr, one line each."""
     logger = logging.getLogger("restcn_infer")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    if not any(isinstance(h, _WarningHandler) for h in logger.handlers):
+        logger.addHandler(_WarningHandler(logging.WARNING))
 
 
 def open_classifier(model: Path | None, device: Device = Device.auto,

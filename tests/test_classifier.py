@@ -1,0 +1,197 @@
+"""restcn_infer.classifier: preprocessing, batching, softmax, per-file errors, refused models."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from restcn_infer.classifier import Classifier, Prediction
+from restcn_infer.errors import ModelError, SkeletonFormatError
+from restcn_infer.layouts import KINECT20, NTU25
+from restcn_infer.metadata import METADATA_KEY
+from restcn_infer.preprocess import to_model_input
+from restcn_infer.session import DeviceError
+
+pytest.importorskip("torch")  # the tiny models are exported here; the runtime itself is torch-free
+from tiny_models import CLASSES, WINDOW, exported_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return exported_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def clf(model_path):
+    return Classifier(model_path, device="cpu", threads=1)
+
+
+def sequence(seed: int, frames: int = 40, joints: int = 20, bodies: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(bodies, frames, joints, 3)).astype(np.float32)
+
+
+def test_metadata_and_providers(clf):
+    assert clf.metadata.classes == CLASSES and clf.metadata.window == WINDOW
+    assert clf.providers == ["CPUExecutionProvider"]
+
+
+def test_prepare_is_the_shared_preprocessing(clf):
+    seq = sequence(0, frames=23)
+    want = to_model_input(seq, layout=KINECT20, bodies=1, window=WINDOW)
+    np.testing.assert_array_equal(clf.prepare(seq), want)
+    np.testing.assert_array_equal(clf.prepare(seq[0]), want)  # (T, V, 3): one body
+
+
+def test_extra_bodies_are_dropped(clf):
+    two = np.concatenate([sequence(1), sequence(2)])
+    np.testing.assert_array_equal(clf.prepare(two), clf.prepare(two[:1]))
+
+
+def test_ntu_joints_are_mapped_by_name_and_said_once(clf, caplog):
+    ntu = sequence(3, joints=NTU25.num_joints)
+    with caplog.at_level(logging.WARNING, logger="restcn_infer"):
+        first = clf.prepare(ntu)
+        clf.prepare(ntu)
+    assert [r.getMessage() for r in caplog.records if "ntu25" in r.getMessage()] == [
+        "input joints are in layout ntu25 (25 joints); mapping them by name to the model's "
+        "layout kinect20 (20 joints)"]
+    want = to_model_input(ntu, layout=KINECT20, bodies=1, window=WINDOW, source_layout=NTU25)
+    np.testing.assert_array_equal(first, want)
+
+
+def test_run_fetches_decoded_only_when_asked(clf):
+    x = np.stack([clf.prepare(sequence(i)) for i in range(3)])
+    logits, decoded = clf.run(x)
+    assert logits.shape == (3, len(CLASSES)) and decoded is None
+    logits2, decoded = clf.run(x, decode=True)
+    np.testing.assert_allclose(logits2, logits, rtol=0, atol=1e-6)
+    assert decoded.shape == (3, 4, WINDOW, 60)
+
+
+def test_predict_is_a_sorted_softmax(clf):
+    logits = np.array([[0.0, 2.0, 1.0, -1.0]], dtype=np.float32)
+    (top,) = clf.predict(logits, top_k=10)
+    assert [p.label for p in top] == [1, 2, 0, 3]
+    probs = np.exp(logits[0]) / np.exp(logits[0]).sum()
+    np.testing.assert_allclose([p.probability for p in top], probs[[1, 2, 0, 3]], rtol=1e-6)
+    assert top[0] == Prediction(1, CLASSES[1], pytest.approx(probs[1]))
+    assert len(clf.predict(logits, top_k=2)[0]) == 2
+
+
+def test_classify_gives_the_same_answers_in_any_batch_size(clf):
+    seqs = [sequence(i, frames=10 + 7 * i) for i in range(5)]
+    assert clf.classify(seqs, top_k=2, batch_size=2) == clf.classify(seqs, top_k=2, batch_size=64)
+
+
+def test_classify_files_reports_bad_files_and_keeps_going(clf, tmp_path):
+    good = [tmp_path / f"good{i}.npy" for i in range(3)]
+    for i, path in enumerate(good):
+        np.save(path, sequence(i))
+    np.save(tmp_path / "nan.npy", np.full((1, 5, 20, 3), np.nan, np.float32))
+    paths = [good[0], tmp_path / "nan.npy", good[1], tmp_path / "missing.npy", tmp_path, good[2]]
+    results = list(clf.classify_files(paths, top_k=1, batch_size=2))
+    assert [r.path for r in results] == paths
+    assert [r.error is None for r in results] == [True, False, True, False, False, True]
+    assert [r.top for r in results if r.top] == clf.classify([sequence(i) for i in range(3)],
+                                                             top_k=1)
+    messages = [str(r.error) for r in results if r.error]
+    assert "nan.npy" in messages[0] and "finite" in messages[0]
+    assert "no such file" in messages[1] and "directory" in messages[2]
+
+
+@pytest.mark.parametrize("seq, match", [
+    (np.zeros((1, 0, 20, 3), np.float32), "non-empty"),
+    (np.zeros((1, 9, 20, 3), np.float32), "all are empty"),
+    (np.full((1, 4, 20, 3), np.nan, np.float32), "finite"),
+    (np.ones((1, 4, 13, 3), np.float32), "13 joints"),
+    (np.ones((4, 20), np.float32), r"\(T, V, 3\)"),
+])
+def test_bad_sequences_are_refused_clearly(clf, seq, match):
+    with pytest.raises(SkeletonFormatError, match=match):
+        clf.prepare(seq)
+
+
+def test_run_checks_the_batch_shape(clf):
+    with pytest.raises(ValueError, match=r"\(B, T, 60\)"):
+        clf.run(np.zeros((2, WINDOW, 59), np.float32))
+
+
+def rewrite_metadata(src, dst, value):
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(src))
+    props = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    if value is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, value
+    onnx.save(model, str(dst))
+    return dst
+
+
+def write_bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def edited_metadata(old: str, new: str):
+    def make(src, tmp):
+        text = Classifier(src, device="cpu").metadata.to_json()
+        assert old in text
+        return rewrite_metadata(src, tmp / "m.onnx", text.replace(old, new))
+    return make
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda src, tmp: tmp / "missing.onnx", "no such model file"),
+    (lambda src, tmp: tmp, "is a directory"),
+    (lambda src, tmp: write_bytes(tmp / "x.onnx", b"\x08garbage"), "not a loadable ONNX model"),
+    (lambda src, tmp: write_bytes(tmp / "t.onnx", src.read_bytes()[:5000]),
+     "not a loadable ONNX model"),
+    (lambda src, tmp: rewrite_metadata(src, tmp / "m.onnx", None), "no 'restcn' metadata"),
+    (lambda src, tmp: rewrite_metadata(src, tmp / "m.onnx", "{not json"), "not JSON"),
+    (edited_metadata('"format_version":1', '"format_version":99'), "newer than this runtime"),
+    (edited_metadata('"window":32', '"window":0'), "window"),
+], ids=["missing", "directory", "garbage", "truncated", "no-metadata", "bad-json",
+        "newer-format", "bad-field"])
+def test_unusable_models_are_refused_with_a_reason(model_path, tmp_path, make, match):
+    with pytest.raises(ModelError, match=match):
+        Classifier(make(model_path, tmp_path), device="cpu")
+
+
+def test_cuda_without_a_cuda_provider_is_refused(model_path, monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(DeviceError, match="no CUDA provider"):
+        Classifier(model_path, device="cuda")
+    assert Classifier(model_path, device="auto").providers == ["CPUExecutionProvider"]
+
+
+def test_cuda_fallback_is_one_quiet_line(model_path):
+    """onnxruntime logs from C++ straight to fd 2: check the real stderr of a fresh process."""
+    code = textwrap.dedent(f"""
+        from restcn_infer.classifier import Classifier
+        clf = Classifier({str(model_path)!r}, device="auto")
+        print(clf.providers)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    if "CUDAExecutionProvider" in proc.stdout:  # a machine with a working GPU: nothing to say
+        assert lines == []
+    else:
+        assert len(lines) <= 1, proc.stderr
+        assert all("CUDA unavailable" in line and "running on CPU" in line for line in lines)
+
+
+def test_threads_must_be_positive(model_path):
+    with pytest.raises(ValueError, match="threads"):
+        Classifier(model_path, device="cpu", threads=0)
