@@ -40,9 +40,15 @@ def upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``up_n``: ``(B, C, T_in) -> (B, C, n)`` with ``n = like.shape[-1]``, half-pixel centres.
 
     The size comes from a tensor's shape, never a Python constant, so an exported graph keeps a
-    dynamic time axis. Interpolating to the same length is the identity.
+    dynamic time axis. Interpolating to the same length is the identity. Both branches run the
+    same kernel; they differ only in what the ONNX exporters make of them: the dynamo exporter
+    turns ``F.interpolate`` into a dozen gather/index nodes but the aten op into one ``Resize``
+    (half-pixel), while the TorchScript exporter keeps the size dynamic only for
+    ``F.interpolate``.
     """
-    return F.interpolate(x, size=like.shape[-1:], mode="linear", align_corners=False)
+    if torch.jit.is_tracing():
+        return F.interpolate(x, size=like.shape[-1:], mode="linear", align_corners=False)
+    return torch.ops.aten.upsample_linear1d(x, [like.shape[-1]], False)
 
 
 def transition_layers(model: nn.Module) -> list[int]:
