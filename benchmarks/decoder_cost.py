@@ -1,0 +1,99 @@
+"""What the Feature Map Decoder head costs at run time (onnxruntime, CPU by default).
+
+Exports one random Res-TCN (T=300, D=150, 60 classes; weights do not change the cost) twice:
+with the decoder head (layers 1,4,7,10) and with ``--no-decoder`` as the baseline. Then times,
+per batch size, the median latency of
+
+    baseline      no-decoder model, fetch logits
+    logits only   decoder model, fetch logits            (does onnxruntime skip the head?)
+    + decoded     decoder model, fetch logits + decoded
+
+and prints each, and the ratios to the baseline.
+
+    flock /tmp/restcn-cpu.lock python benchmarks/decoder_cost.py [--repeats 50] [--batch 1 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from restcn_export.onnx_export import export_onnx
+from restcn_infer.layouts import NTU25
+from restcn_training.checkpoint import atomic_torch_save
+from restcn_training.res_tcn import ResTCN, ResTCNConfig
+
+WINDOW, BODIES, CLASSES = 300, 2, 60
+D = BODIES * NTU25.num_joints * 3  # 150
+
+
+def write_checkpoint(path: Path) -> None:
+    torch.manual_seed(0)
+    config = ResTCNConfig(in_channels=D, num_classes=CLASSES)
+    model = ResTCN(config).eval()
+    model.set_mean(torch.randn(D) * 0.5)
+    atomic_torch_save({
+        "format": 1, "architecture": "res-tcn", "config": config.to_dict(),
+        "state_dict": model.state_dict(), "mean": model.mean.clone(),
+        "classes": [f"class{i}" for i in range(CLASSES)], "layout": NTU25.name, "bodies": BODIES,
+        "window": WINDOW, "window_policy": "pad", "target_joints": [], "training": {},
+        "metrics": {},
+    }, path)
+
+
+def median_ms(runs: dict[str, tuple[ort.InferenceSession, list[str]]], x: np.ndarray,
+              repeats: int) -> dict[str, float]:
+    """Median latency (ms) per configuration, interleaved round by round so drift in a shared
+    machine's load hits every configuration alike."""
+    for sess, outputs in runs.values():  # warm-up
+        for _ in range(3):
+            sess.run(outputs, {"skeleton": x})
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, (sess, outputs) in runs.items():
+            start = time.perf_counter()
+            sess.run(outputs, {"skeleton": x})
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "random.pt"
+        write_checkpoint(ckpt)
+        with_head, without = Path(tmp) / "decoder.onnx", Path(tmp) / "plain.onnx"
+        export_onnx(ckpt, with_head, decoder_layers=(1, 4, 7, 10))
+        export_onnx(ckpt, without, decoder_layers=())
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        dec = ort.InferenceSession(str(with_head), options, providers=["CPUExecutionProvider"])
+        plain = ort.InferenceSession(str(without), options, providers=["CPUExecutionProvider"])
+
+        print(f"onnxruntime {ort.__version__} CPU, torch threads default, T={WINDOW}, D={D}, "
+              f"{CLASSES} classes, decoder layers 1,4,7,10, median of {args.repeats}")
+        print(f"{'batch':>5} {'baseline ms':>12} {'logits only ms':>15} {'+ decoded ms':>13} "
+              f"{'logits-only/base':>17} {'+decoded/base':>14}")
+        rng = np.random.default_rng(0)
+        for batch in args.batch:
+            x = rng.standard_normal((batch, WINDOW, D)).astype(np.float32)
+            ms = median_ms({"base": (plain, ["logits"]), "logits": (dec, ["logits"]),
+                            "both": (dec, ["logits", "decoded"])}, x, args.repeats)
+            base, logits_only, both = ms["base"], ms["logits"], ms["both"]
+            print(f"{batch:>5} {base:>12.2f} {logits_only:>15.2f} {both:>13.2f} "
+                  f"{logits_only / base:>17.2f} {both / base:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()
