@@ -1,0 +1,80 @@
+"""``restcn-infer decode``: what the model's layers see, as skeletons (the Feature Map Decoder).
+
+    restcn-infer decode examples/nw_ucla_pick_up_with_one_hand.npy --out decoded.npz
+    restcn-infer decode a.skeleton --layers 1,10 --out a.npz --render a.gif
+
+Writes the ``.npz`` of :mod:`restcn_infer.decode` (input, decoded, layers, joint_names, bones,
+classes, logits; no pickle) and optionally draws the input beside the decoded layers (the
+paper's Figures 4-6): ``.gif`` animated, ``.png`` a strip of a few frames (needs the ``viz``
+extra). Registered on the ``restcn-infer`` app in ``cli/infer.py``. Exit codes: 0 ok, 1 a
+file/model error or matplotlib missing, 2 usage (including layers the model does not decode).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from restcn_cli.runtime import Device, DeviceOption, ModelOption, console, fail, open_classifier
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """``"1,4,7"`` -> ``[1, 4, 7]``; ``None`` stays ``None`` (all of the model's layers)."""
+    if text is None:
+        return None
+    try:
+        layers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated layer numbers, got {text!r}") from None
+    if not layers:
+        raise typer.BadParameter("no layers given")
+    return layers
+
+
+def decode(
+    file: Annotated[Path, typer.Argument(
+        help="A skeleton file: NTU .skeleton, .npy (T,V,3)/(M,T,V,3), .json, one-sequence .pkl.")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="The .npz to write (input, decoded, layers, joint_names, bones).")],
+    model: ModelOption = None,
+    layers: Annotated[Optional[str], typer.Option(
+        help="Decoder layers to keep, e.g. 1,4,7,10 (default: all the model decodes).")] = None,
+    render: Annotated[Optional[Path], typer.Option(
+        help="Also draw input and decoded layers: OUT.gif (animated) or OUT.png (frame strip).")
+    ] = None,
+    device: DeviceOption = Device.auto,
+) -> None:
+    """Decode FILE's hidden activations back into skeleton sequences, one per layer."""
+    from restcn_infer.decode import decode_sequence, save_decoded
+    from restcn_infer.errors import ModelError, SkeletonFormatError
+    from restcn_infer.readers import load_sequence
+
+    wanted = parse_layers(layers)
+    if render is not None and render.suffix.lower() not in (".gif", ".png"):
+        raise typer.BadParameter(f"{render}: expected a .gif or .png file name",
+                                 param_hint="--render")
+    clf = open_classifier(model, device)
+    try:
+        result = decode_sequence(clf, load_sequence(file), layers=wanted)
+    except SkeletonFormatError as exc:
+        fail(exc if exc.source != "<array>" else SkeletonFormatError(file, exc.reason, exc.line))
+    except ModelError as exc:
+        if wanted is None or not clf.metadata.decoder_layers:
+            fail(exc)
+        raise typer.BadParameter(str(exc), param_hint="--layers") from None
+    save_decoded(result, out)
+    console.print(f"{file}: predicted {result.predicted}; decoded layers "
+                  f"{','.join(map(str, result.layers))} -> {out}", highlight=False)
+    if render is not None:
+        from restcn_infer.render import MissingVizError, render_decoded
+
+        try:
+            render_decoded(result.input, result.decoded, result.layers, result.layout.bones,
+                           render, title=f"{file.name}: {result.predicted}")
+        except MissingVizError as exc:
+            from rich.markup import escape
+
+            fail(escape(str(exc)))  # fail() prints rich markup: keep "[viz]" literal
+        console.print(f"drawn -> {render}", highlight=False)

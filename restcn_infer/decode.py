@@ -1,0 +1,122 @@
+"""Decoded skeletons of one sequence: what the model's layers "see" (paper section 4.1).
+
+The exported graph computes the Feature Map Decoder itself (output ``decoded``, one skeleton
+sequence per decoder layer); this module runs it on one sequence, brings every array back into
+the skeleton layout and writes the result as an ``.npz`` (no pickle)::
+
+    clf = Classifier()
+    result = decode_sequence(clf, load_sequence("a.npy"), layers=[1, 10])
+    save_decoded(result, "a_decoded.npz")
+
+``.npz`` keys: ``input (M, window, V, 3)`` the windowed raw input the model saw;
+``decoded (L, M, window, V, 3)`` float32; ``layers (L,)`` int; ``joint_names (V,)`` str;
+``bones (E, 2)`` int (child, parent); ``classes (C,)`` str; ``logits (C,)`` float32.
+numpy + onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from restcn_infer.classifier import Classifier
+from restcn_infer.errors import ModelError
+from restcn_infer.layouts import JointLayout
+from restcn_infer.preprocess import unflatten
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """One sequence through the model and its decoder head.
+
+    Attributes:
+        input: the windowed raw input ``(M, window, V, 3)``, exactly what the model was fed.
+        decoded: decoded skeletons ``(L, M, window, V, 3)``, mean skeleton added back.
+        layers: the decoded layers, in ``decoded``'s order.
+        layout: the model's joint layout (joint names, bones).
+        classes: the model's class names; ``logits`` ``(C,)`` its scores for this sequence.
+    """
+
+    input: np.ndarray
+    decoded: np.ndarray
+    layers: list[int]
+    layout: JointLayout
+    classes: list[str]
+    logits: np.ndarray
+
+    @property
+    def predicted(self) -> str:
+        return self.classes[int(np.argmax(self.logits))]
+
+
+def select_layers(available: Sequence[int], layers: Sequence[int] | None) -> list[int]:
+    """Indices into ``available`` (the model's decoder layers) for ``layers`` (``None``: all).
+
+    Raises:
+        ModelError: the model has no decoder head, or a layer is not among those it decodes.
+    """
+    available = list(available)
+    if not available:
+        raise ModelError("the model was exported without a decoder head "
+                         "(re-export with --decoder-layers)")
+    if layers is None:
+        return list(range(len(available)))
+    missing = [layer for layer in layers if layer not in available]
+    if missing or not layers:
+        raise ModelError(f"layers {list(layers)} not decodable: the model decodes layers "
+                         f"{','.join(map(str, available))}")
+    return [available.index(layer) for layer in layers]
+
+
+def decode_sequence(classifier: Classifier, seq: np.ndarray, *,
+                    layers: Sequence[int] | None = None,
+                    source_layout: JointLayout | None = None) -> DecodeResult:
+    """Window ``seq (M, T, V, 3)`` like the classifier does and decode ``layers`` (default all).
+
+    Raises:
+        SkeletonFormatError: the sequence cannot be prepared (empty, non-finite, wrong joints).
+        ModelError: see :func:`select_layers`.
+    """
+    meta = classifier.metadata
+    index = select_layers(meta.decoder_layers, layers)
+    x = classifier.prepare(seq, source_layout=source_layout)  # (window, D)
+    logits, decoded = classifier.run(x[None], decode=True)  # (1, C), (1, L_all, window, D)
+    decoded = decoded[0, index]  # (L, window, D)
+    return DecodeResult(
+        input=unflatten(x, meta.bodies),  # (window, D) -> (M, window, V, 3)
+        decoded=unflatten(decoded, meta.bodies),  # (L, window, D) -> (L, M, window, V, 3)
+        layers=[meta.decoder_layers[i] for i in index],
+        layout=meta.joint_layout,
+        classes=list(meta.classes),
+        logits=logits[0],
+    )
+
+
+def save_decoded(result: DecodeResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result`` as an uncompressed ``.npz`` (keys in the module docstring), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "input": result.input.astype(np.float32),
+        "decoded": result.decoded.astype(np.float32),
+        "layers": np.asarray(result.layers, dtype=np.int64),
+        "joint_names": np.asarray(result.layout.joint_names, dtype=str),
+        "bones": np.asarray(result.layout.bones, dtype=np.int64).reshape(-1, 2),
+        "classes": np.asarray(result.classes, dtype=str),
+        "logits": result.logits.astype(np.float32),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
