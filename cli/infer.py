@@ -139,3 +139,7 @@ from restcn_cli.infer_stream import serve, stream  # noqa: E402 - commands in th
 
 app.command("stream")(stream)
 app.command("serve")(serve)
+
+from restcn_cli.infer_decode import decode  # noqa: E402 - commands in their own module
+
+app.command("decode")(decode)
