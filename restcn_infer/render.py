@@ -28,8 +28,9 @@ class MissingVizError(ImportError):
     """matplotlib is not installed; the message is the install hint."""
 
 
-def _new_figure(width: float, height: float, dpi: int):
-    """A matplotlib Figure on its own Agg canvas (no pyplot state)."""
+def new_figure(width: float, height: float, dpi: int = 80):
+    """A matplotlib Figure on its own Agg canvas (no pyplot state); :class:`MissingVizError`
+    without matplotlib."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -107,7 +108,7 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], bones: Sequence[t
     length = panels[0][1].shape[1]
     if suffix == ".png":
         times = np.linspace(0, length - 1, min(frames, length)).round().astype(int)
-        fig = _new_figure(1.05 * len(times) + 0.9, 1.1 * len(panels) + (0.3 if title else 0), dpi)
+        fig = new_figure(1.05 * len(times) + 0.9, 1.1 * len(panels) + (0.3 if title else 0), dpi)
         axes = fig.subplots(len(panels), len(times), squeeze=False)
         for row, ((name, seq), color) in enumerate(zip(panels, colors)):
             for col, t in enumerate(times):
@@ -120,11 +121,10 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], bones: Sequence[t
         if title:
             fig.suptitle(title, fontsize=9)
         fig.tight_layout(pad=0.3)
-        _atomic_write(out, lambda fh: fig.savefig(fh, format="png"))
-        return out
+        return save_png(fig, out)
 
     step = max(1, math.ceil(length / max_gif_frames))
-    fig = _new_figure(1.6 * len(panels), 2.0 + (0.2 if title else 0), dpi)
+    fig = new_figure(1.6 * len(panels), 2.0 + (0.2 if title else 0), dpi)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     images = []
     for t in range(0, length, step):
@@ -152,6 +152,13 @@ def _save_gif(images: list, out: Path, fps: int) -> None:
     _atomic_write(out, lambda fh: palette[0].save(
         fh, format="GIF", save_all=True, append_images=palette[1:], duration=int(1000 / fps),
         loop=0, optimize=True))
+
+
+def save_png(fig, out: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG at ``out`` atomically."""
+    out = Path(out)
+    _atomic_write(out, lambda fh: fig.savefig(fh, format="png"))
+    return out
 
 
 def _atomic_write(out: Path, write) -> None:
@@ -191,7 +198,7 @@ def render_primitives(primitives: np.ndarray, bones: Sequence[tuple[int, int]],
     out = Path(out)
     n, f = primitives.shape[:2]
     rows = math.ceil(n / columns)
-    fig = _new_figure(1.0 * columns, 1.1 * rows, dpi)
+    fig = new_figure(1.0 * columns, 1.1 * rows, dpi)
     axes = fig.subplots(rows, columns, squeeze=False)
     bodies = present_bodies(primitives[0].swapaxes(0, 1))  # (f, M, V, 3) -> (M, f, V, 3)
     limits = skeleton_limits([primitives[:, :, bodies]])
@@ -208,5 +215,4 @@ def render_primitives(primitives: np.ndarray, bones: Sequence[tuple[int, int]],
                               linewidth=0.9)
         ax.set_title(labels[i], fontsize=6, pad=1)
     fig.tight_layout(pad=0.2)
-    _atomic_write(out, lambda fh: fig.savefig(fh, format="png"))
-    return out
+    return save_png(fig, out)

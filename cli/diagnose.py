@@ -1,0 +1,82 @@
+"""restcn-diagnose: look inside a trained run (the paper's "diagnose" step).
+
+    restcn-diagnose primitives runs/nw_ucla/res-tcn --out diag/
+    restcn-diagnose responses runs/nw_ucla/res-tcn --data ../shared/data/nw_ucla/nw_ucla.pkl \\
+        --split val --class "pick up with one hand" --out diag/responses.png
+    restcn-diagnose compare RUN_A RUN_B
+
+Torch side (reads checkpoints). Drawing needs the ``viz`` extra. Exit codes: 0 ok, 1 a run,
+data or missing-matplotlib error (reason on stderr), 2 usage.
+
+Adding a command: write it in its own module, then add its import and one
+``app.command(...)(func)`` line at the bottom.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+console = Console()
+err_console = Console(stderr=True, highlight=False)
+
+RunArgument = Annotated[Path, typer.Argument(
+    help="A restcn-train run directory (its checkpoint.pt) or a checkpoint file.")]
+
+
+def _fail(exc: Exception) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def primitives(
+    run: RunArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for primitives.png.")],
+    scale: Annotated[Optional[float], typer.Option(
+        min=0.0, help="Multiply filter weights by this before adding the mean skeleton "
+                      "(default: the largest joint offset becomes 1/4 of the skeleton's height).")
+    ] = None,
+) -> None:
+    """Draw every conv1 filter as a moving skeleton (motion primitives, paper Figure 3)."""
+    from restcn_infer.render import MissingVizError
+    from restcn_training.diagnose import DiagnoseError, write_primitives
+
+    try:
+        path, used = write_primitives(run, out, scale=scale)
+    except (DiagnoseError, MissingVizError) as exc:
+        _fail(exc)
+    console.print(f"motion primitives (weights x {used:.3g} + mean skeleton) -> {path}",
+                  highlight=False)
+
+
+def responses(
+    run: RunArgument,
+    data: Annotated[Path, typer.Option(
+        help="The data set: a PYSKL pickle or a packed benchmark directory.")],
+    split: Annotated[str, typer.Option(help="Split of --data to take the sequences from.")],
+    class_name: Annotated[str, typer.Option("--class", help="Class name, as in label_map.txt.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The PNG to write.")],
+    samples: Annotated[int, typer.Option(min=1, help="Sequences of the class to plot.")] = 5,
+) -> None:
+    """Plot conv1 filter response magnitudes over time for sequences of a class (Figure 8)."""
+    from restcn_infer.render import MissingVizError
+    from restcn_training.diagnose import DiagnoseError, write_responses
+
+    try:
+        path = write_responses(run, data, split, class_name, out, samples=samples)
+    except (DiagnoseError, MissingVizError) as exc:
+        _fail(exc)
+    console.print(f"responses of {class_name!r} -> {path}", highlight=False)
+
+
+app.command("primitives")(primitives)
+app.command("responses")(responses)
+
+from restcn_cli.diagnose_compare import compare  # noqa: E402 - commands in their own module
+
+app.command("compare")(compare)
