@@ -1,0 +1,166 @@
+"""Training data: PYSKL and packed sources, the shared preprocessing path, augmentation, mean."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from restcn_infer.preprocess import to_model_input
+from restcn_training.augment import Augmentation
+from restcn_training.data import DataError, WindowedDataset, load_training_data, mean_skeleton
+
+
+def write_tiny_pyskl(path: Path, *, per_class: int = 8, classes: int = 3, joints: int = 20,
+                     bodies: int = 1, splits: dict[str, list[int]] | None = None,
+                     seed: int = 0) -> Path:
+    """A small learnable PYSKL pickle: class c waves the joints at frequency c + 1.
+
+    ``splits`` maps a split name to the classes it holds (default: train and val, all classes);
+    ``train`` gets the even samples of a class, ``val`` the odd ones, any other split all.
+    """
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(0, 0.3, (bodies, 1, joints, 3)).astype(np.float32)
+    pose[..., 2] += 3.0  # metres from the sensor, like Kinect data
+    annotations, names = [], []
+    for c in range(classes):
+        for i in range(per_class):
+            t = int(rng.integers(10, 21))
+            phase = np.linspace(0, 2 * np.pi * (c + 1), t, dtype=np.float32)[None, :, None]
+            base = pose + rng.normal(0, 0.05, pose.shape)
+            kp = base + 0.2 * np.sin(phase)[..., None] + rng.normal(0, 0.01, (bodies, t, joints, 3))
+            name = f"c{c}_s{i}"
+            annotations.append({"frame_dir": name, "label": c, "total_frames": t,
+                                "keypoint": kp.astype(np.float32)})
+            names.append((name, c, i))
+    splits = splits or {"train": list(range(classes)), "val": list(range(classes))}
+    split_lists: dict[str, list[str]] = {s: [] for s in splits}
+    for name, c, i in names:  # even samples train, odd ones val, other splits take all
+        for split, held in splits.items():
+            if c in held and (split != "train" or i % 2 == 0) and (split != "val" or i % 2 == 1):
+                split_lists[split].append(name)
+    path.write_bytes(pickle.dumps({"split": split_lists, "annotations": annotations}))
+    return path
+
+
+def write_tiny_packed(root: Path, n: int = 6, joints: int = 25, bodies: int = 2) -> Path:
+    """A packed benchmark directory (the ntu_builder format) with splits train/test."""
+    rng = np.random.default_rng(1)
+    root.mkdir()
+    for split in ("train", "test"):
+        lengths = rng.integers(5, 12, n)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        x = rng.normal(0, 1, (offsets[-1], bodies, joints, 3)).astype(np.float32)
+        np.save(root / f"{split}_x.npy", x)
+        np.save(root / f"{split}_offsets.npy", offsets)
+        np.save(root / f"{split}_label.npy", np.arange(n, dtype=np.int64) % 3)
+        np.save(root / f"{split}_names.npy", np.array([f"S001A{i:03d}" for i in range(n)]))
+    (root / "meta.json").write_text(json.dumps({
+        "dataset": "ntu60", "benchmark": "xsub", "layout": "ntu25", "bodies": bodies,
+        "classes": ["drink", "eat", "wave"], "splits": {"train": n, "test": n}}))
+    return root
+
+
+def test_pyskl_source(tmp_path):
+    path = write_tiny_pyskl(tmp_path / "tiny.pkl")
+    data = load_training_data(path, "train", "val")
+    assert data.layout.name == "kinect20" and data.bodies == 1
+    assert data.classes == ["class_0", "class_1", "class_2"]
+    assert len(data.train) == 12 and len(data.val) == 12
+    assert set(data.train.labels.tolist()) == {0, 1, 2}
+    (tmp_path / "label_map.txt").write_text("drink\neat\nwave\n")
+    assert load_training_data(path, "train", "val").classes == ["drink", "eat", "wave"]
+
+
+def test_packed_source(tmp_path):
+    root = write_tiny_packed(tmp_path / "ntu60_xsub")
+    data = load_training_data(root, "train", "test")
+    assert data.layout.name == "ntu25" and data.bodies == 2
+    assert data.classes == ["drink", "eat", "wave"]
+    offsets = np.load(root / "train_offsets.npy")
+    x = np.load(root / "train_x.npy")
+    seq = data.train.sequence(2)
+    assert seq.shape == (2, offsets[3] - offsets[2], 25, 3)
+    np.testing.assert_array_equal(seq[1], x[offsets[2]:offsets[3], 1])
+
+
+@pytest.mark.parametrize(("splits", "message"), [
+    (("train", "nope"), "available: train, val"),
+    (("nope", "val"), "unknown split 'nope'"),
+])
+def test_unknown_split_lists_the_available_ones(tmp_path, splits, message):
+    path = write_tiny_pyskl(tmp_path / "tiny.pkl")
+    with pytest.raises(DataError, match=message):
+        load_training_data(path, *splits)
+
+
+def test_layout_override_must_fit(tmp_path):
+    path = write_tiny_pyskl(tmp_path / "tiny.pkl")
+    with pytest.raises(DataError, match="ntu25 has 25 joints"):
+        load_training_data(path, "train", "val", layout="ntu25")
+    with pytest.raises(DataError, match="unknown joint layout"):
+        load_training_data(path, "train", "val", layout="coco17")
+
+
+def test_windowed_dataset_is_the_inference_path(tmp_path):
+    data = load_training_data(write_tiny_pyskl(tmp_path / "tiny.pkl"), "train", "val")
+    for policy in ("resample", "pad"):
+        ds = WindowedDataset(data.train, data.layout, data.bodies, 16, policy)
+        x, label = ds[3]
+        expected = to_model_input(data.train.sequence(3), layout=data.layout, bodies=1,
+                                  window=16, policy=policy)
+        np.testing.assert_array_equal(x.numpy(), expected)
+        assert label == int(data.train.labels[3])
+
+
+def test_mean_skeleton_is_the_mean_of_the_windowed_split(tmp_path):
+    data = load_training_data(write_tiny_pyskl(tmp_path / "tiny.pkl"), "train", "val")
+    ds = WindowedDataset(data.train, data.layout, data.bodies, 16, "pad")
+    stacked = np.stack([ds[i][0].numpy() for i in range(len(ds))])  # (N, 16, D)
+    mean = mean_skeleton(data.train, data.layout, data.bodies, 16, "pad")
+    np.testing.assert_allclose(mean, stacked.mean(axis=(0, 1)), rtol=1e-5, atol=1e-6)
+
+
+def test_augmentation_is_seeded_per_epoch_and_sample(tmp_path):
+    data = load_training_data(write_tiny_pyskl(tmp_path / "tiny.pkl"), "train", "val")
+    aug = Augmentation(crop=0.7, rotate=30, scale=0.2)
+    ds = WindowedDataset(data.train, data.layout, 1, 16, "resample", aug, seed=5)
+    a = ds[1][0]
+    assert np.array_equal(a, ds[1][0])  # same (seed, epoch, index): same input
+    ds.set_epoch(1)
+    assert not np.array_equal(a, ds[1][0])
+
+
+def test_rotation_and_scale_are_rigid_about_the_centroid_and_keep_absent_joints_zero():
+    rng = np.random.default_rng(0)
+    seq = rng.normal(0, 1, (2, 9, 20, 3)).astype(np.float32)
+    seq[1] = 0.0  # absent second body
+    seq[0, :, 4] = 0.0  # a joint never tracked
+    out = Augmentation(rotate=90)(seq, np.random.default_rng(1))
+    assert out.shape == seq.shape and out.dtype == np.float32
+    assert np.all(out[1] == 0) and np.all(out[0, :, 4] == 0)
+    np.testing.assert_allclose(out[0, :, :, 1], seq[0, :, :, 1], atol=1e-6)  # y is the axis
+    d_in = np.linalg.norm(seq[0, :, 0] - seq[0, :, 7], axis=-1)
+    d_out = np.linalg.norm(out[0, :, 0] - out[0, :, 7], axis=-1)
+    np.testing.assert_allclose(d_out, d_in, rtol=1e-5)  # rotation keeps bone lengths
+    scaled = Augmentation(scale=0.5)(seq, np.random.default_rng(2))
+    ratio = np.linalg.norm(scaled[0, :, 0] - scaled[0, :, 7], axis=-1) / d_in
+    assert np.allclose(ratio, ratio[0]) and 0.5 <= ratio[0] <= 1.5 and ratio[0] != 1.0
+
+
+def test_crop_keeps_a_contiguous_part():
+    seq = np.arange(1, 21, dtype=np.float32)[None, :, None, None] * np.ones((1, 20, 2, 3), np.float32)
+    out = Augmentation(crop=0.5)(seq, np.random.default_rng(3))
+    frames = out[0, :, 0, 0]
+    assert 10 <= len(frames) <= 20
+    np.testing.assert_array_equal(np.diff(frames), 1.0)
+
+
+def test_real_nw_ucla_loads(shared_data):
+    data = load_training_data(shared_data / "nw_ucla" / "nw_ucla.pkl", "train", "val")
+    assert (len(data.train), len(data.val)) == (1020, 464)
+    assert data.layout.name == "kinect20" and data.bodies == 1
+    assert data.classes[0] == "pick up with one hand" and len(data.classes) == 10

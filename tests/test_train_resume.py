@@ -1,0 +1,81 @@
+"""Nothing lost: a run killed with SIGKILL and resumed ends with the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from restcn_cli.train import app
+from test_data import write_tiny_pyskl
+
+EPOCHS = 30
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and lose much on a busy machine; the killed
+    subprocess gets the same single thread, so every run does the same float arithmetic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _args(data, out) -> list[str]:
+    return ["--data", str(data), "--train-split", "train", "--val-split", "val", "--window", "16",
+            "--epochs", str(EPOCHS), "--batch-size", "4", "--lr", "0.05", "--schedule", "cosine",
+            "--rotate", "30", "--scale", "0.1", "--crop", "0.8", "--seed", "3", "--device", "cpu",
+            "--channels", "4,4,4,8,8,8,8,8,8", "--out", str(out)]
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    data = write_tiny_pyskl(tmp_path / "tiny.pkl", per_class=8)
+    runner = CliRunner()
+    reference = runner.invoke(app, _args(data, tmp_path / "reference"))
+    assert reference.exit_code == 0, reference.output
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", "from restcn_cli.train import app; app()",
+                             *_args(data, run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not (run / "last.pt").exists():  # written atomically: exists = one whole epoch saved
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no last.pt after 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(run / "last.pt", weights_only=True)
+    assert 1 <= saved["epoch"] < EPOCHS and not (run / "checkpoint.pt").exists()
+
+    resumed = runner.invoke(app, [*_args(data, run), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    ours = torch.load(run / "checkpoint.pt", weights_only=True)
+    theirs = torch.load(tmp_path / "reference" / "checkpoint.pt", weights_only=True)
+    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
+    for name, tensor in theirs["state_dict"].items():
+        assert torch.equal(ours["state_dict"][name], tensor), name
+    assert ours["metrics"]["final_val_accuracy"] == theirs["metrics"]["final_val_accuracy"]
+    lines = (run / "history.csv").read_text().splitlines()
+    assert len(lines) == EPOCHS + 1
+
+
+def test_resume_refuses_other_arguments(tmp_path):
+    data = write_tiny_pyskl(tmp_path / "tiny.pkl", per_class=4)
+    runner = CliRunner()
+    args = _args(data, tmp_path / "run")
+    args[args.index("--epochs") + 1] = "1"
+    assert runner.invoke(app, args).exit_code == 0
+    args[args.index("--lr") + 1] = "0.1"
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 1 and "different arguments (lr)" in result.output

@@ -1,0 +1,72 @@
+"""Training-time augmentation of raw skeleton sequences ``(M, T, V, 3)``, before windowing.
+
+Everything here keeps the paper's principle of raw coordinates: nothing is normalised, the
+augmentations only show the network more of what raw data can look like.
+
+- ``crop``: keep a random contiguous part of the valid frames (a fraction ~ U(crop, 1)); the
+  window policy then resamples or pads it as at inference, so a crop also varies the speed.
+- ``rotate``: turn the whole sequence by an angle ~ U(-rotate, rotate) degrees about the
+  vertical (y) axis through its centroid, i.e. see the same action from another viewpoint.
+- ``scale``: scale it by ~ U(1 - scale, 1 + scale) about the same centroid (body size).
+- ``shift``: move it by ~ U(-shift, shift) metres along each axis (where the sensor stands).
+
+Absent joints and bodies (all-zero) stay exactly zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from restcn_infer.preprocess import valid_span
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Ranges of the random transforms; the defaults change nothing."""
+
+    crop: float = 1.0  # min fraction of the valid frames kept, in (0, 1]
+    rotate: float = 0.0  # max |angle| in degrees about the vertical axis
+    scale: float = 0.0  # max relative change of size, in [0, 1)
+    shift: float = 0.0  # max translation per axis, metres
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.crop <= 1.0:
+            raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+        if not 0.0 <= self.rotate <= 180.0:
+            raise ValueError(f"rotate must be in [0, 180] degrees, got {self.rotate}")
+        if not 0.0 <= self.scale < 1.0:
+            raise ValueError(f"scale must be in [0, 1), got {self.scale}")
+        if self.shift < 0.0:
+            raise ValueError(f"shift must be >= 0, got {self.shift}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.crop < 1.0 or self.rotate > 0.0 or self.scale > 0.0 or self.shift > 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``(M, T, V, 3)`` -> ``(M, T', V, 3)`` float32, T' <= T (leading/trailing empties cut)."""
+        start, stop = valid_span(seq)
+        seq = seq[:, start:stop]
+        t = seq.shape[1]
+        if self.crop < 1.0 and t > 1:
+            keep = max(1, round(t * rng.uniform(self.crop, 1.0)))
+            first = int(rng.integers(0, t - keep + 1))
+            seq = seq[:, first:first + keep]
+        if self.rotate == 0.0 and self.scale == 0.0 and self.shift == 0.0:
+            return seq.astype(np.float32, copy=False)
+        angle = np.deg2rad(rng.uniform(-self.rotate, self.rotate))
+        factor = rng.uniform(1.0 - self.scale, 1.0 + self.scale)
+        offset = rng.uniform(-self.shift, self.shift, 3)  # (3,)
+        c, s = np.cos(angle), np.sin(angle)
+        rotation = factor * np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # (3, 3)
+        present = np.any(seq != 0, axis=-1, keepdims=True)  # (M, T', V, 1)
+        if not present.any():
+            return seq.astype(np.float32, copy=False)
+        center = seq[present[..., 0]].mean(axis=0)  # (3,)
+        moved = (seq - center) @ rotation.T + center + offset  # (M, T', V, 3)
+        return np.where(present, moved, 0.0).astype(np.float32)

@@ -1,0 +1,460 @@
+"""The training loop behind ``restcn-train``: data -> model -> SGD epochs -> run directory.
+
+A run directory holds::
+
+    checkpoint.pt   final weights, self-describing (format: restcn_training.checkpoint)
+    last.pt         everything needed to continue exactly (written atomically every epoch)
+    history.csv     epoch, lr, train_loss, train_acc, val_loss, val_acc, seconds
+    metrics.json    final/best accuracy, per-class accuracy, confusion matrix, throughput
+
+The recipe is the paper's (section 5.1): SGD with Nesterov momentum 0.9, lr 0.01, batch 128,
+L1 1e-4 on every conv kernel, dropout 0.5, lr x0.1 when the validation loss plateaus
+(``schedule="plateau"``) - plus a cosine schedule, label smoothing and augmentations of the raw
+coordinates (:mod:`restcn_training.augment`). The headline metric is the FINAL epoch's accuracy;
+the best epoch is reported only as such.
+
+Determinism: the data order comes from ``DistributedSampler(seed)`` (a function of seed and
+epoch), augmentation from ``(seed, epoch, index)``, dropout from the torch RNG whose state
+(with python's and numpy's, per rank) is saved in ``last.pt`` - so ``resume`` continues exactly
+where the run stopped, and a run gives the same inputs for any number of loader workers.
+On CUDA it uses mixed precision (bf16 where supported, else fp16 with a GradScaler), pinned
+memory and non-blocking copies; under torchrun it trains data-parallel (DDP), rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from restcn_infer.preprocess import WINDOW_POLICIES
+from restcn_training import distributed
+from restcn_training.augment import Augmentation
+from restcn_training.checkpoint import CHECKPOINT_FORMAT, atomic_torch_save
+from restcn_training.data import TrainingData, WindowedDataset, load_training_data, mean_skeleton
+from restcn_training.registry import create_model, model_names
+from restcn_training.res_tcn import ResTCNConfig
+
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+SCHEDULES = ("cosine", "plateau")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Fields above ``device`` define the result; ``resume``
+    refuses to continue a run whose result-defining fields differ."""
+
+    data: str
+    train_split: str
+    val_split: str
+    model: str = "res-tcn"
+    window: int = 64
+    window_policy: str = "resample"
+    epochs: int = 80
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    l1: float = 1e-4
+    weight_decay: float = 0.0
+    dropout: float = 0.5
+    label_smoothing: float = 0.0
+    schedule: str = "plateau"
+    plateau_patience: int = 10
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    seed: int = 0
+    layout: str | None = None
+    target_joints: str | None = None
+    channels: tuple[int, ...] | None = None  # residual unit channels (conv1 = first); tiny models
+    precision: str = "auto"
+    # -- not part of the result --
+    device: str = "auto"
+    workers: int | None = None  # None: 0 on CPU, 4 on CUDA
+    out: str = "runs/run"
+    resume: bool = False
+    command: str = ""
+
+    def recipe(self) -> dict[str, Any]:
+        """The result-defining fields (JSON-friendly)."""
+        d = asdict(self)
+        for key in ("device", "workers", "out", "resume", "command"):
+            d.pop(key)
+        d["channels"] = list(self.channels) if self.channels else None
+        return d
+
+    def validate(self) -> None:
+        """Raise ValueError for a value no run can use (before any data is read)."""
+        checks = [
+            (self.model in model_names(), f"unknown model {self.model!r}; expected one of {model_names()}"),
+            (self.window >= 1, f"window must be >= 1, got {self.window}"),
+            (self.window_policy in WINDOW_POLICIES, f"window policy must be one of {WINDOW_POLICIES}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+            (self.target_joints is None or self.model == "ms-res-tcn",
+             "--target-joints only applies to --model ms-res-tcn"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+class Reporter(Protocol):
+    """What the CLI renders; the library never prints."""
+
+    def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None: ...
+
+    def on_step(self, loss: float, accuracy: float) -> None: ...
+
+    def on_epoch_end(self, row: dict[str, float]) -> None: ...
+
+
+class SilentReporter:
+    def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        pass
+
+    def on_step(self, loss: float, accuracy: float) -> None:
+        pass
+
+    def on_epoch_end(self, row: dict[str, float]) -> None:
+        pass
+
+
+def build_model_config(cfg: TrainConfig, data: TrainingData) -> dict[str, Any]:
+    """The registry config dict of ``cfg.model`` for ``data``."""
+    base = ResTCNConfig(in_channels=data.bodies * data.layout.num_joints * 3,
+                        num_classes=len(data.classes), dropout=cfg.dropout)
+    if cfg.channels:
+        base.conv1_channels = cfg.channels[0]
+        base.unit_channels = tuple(cfg.channels)
+        if len(cfg.channels) != len(base.unit_strides):
+            raise ValueError(f"--channels needs {len(base.unit_strides)} values, got {len(cfg.channels)}")
+    config = base.to_dict()
+    if cfg.model == "ms-res-tcn":
+        joints = data.layout.resolve_joints(cfg.target_joints or "hands")
+        config.update(num_joints=data.layout.num_joints, bodies=data.bodies,
+                      target_joints=list(joints))
+    return config
+
+
+def _precision(device: torch.device, precision: str) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use GradScaler)."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None, False
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp32":
+        return None, False
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 needs CUDA; use bf16 or fp32 on CPU")
+    return (torch.bfloat16, False) if precision == "bf16" else (torch.float16, True)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as plain lists/tensors (``weights_only`` loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": _to_lists(random.getstate()), "torch": torch.get_rng_state(),
+             "numpy": [kind, keys.tolist(), pos, has_gauss, gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(obj: Any) -> Any:
+    return [_to_lists(x) for x in obj] if isinstance(obj, (tuple, list)) else obj
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """One run: owns the data, model, optimizer and schedule; :meth:`fit` does the epochs."""
+
+    def __init__(self, cfg: TrainConfig, reporter: Reporter | None = None) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.reporter = reporter or SilentReporter()
+        self.out = Path(cfg.out)
+        self.data = load_training_data(cfg.data, cfg.train_split, cfg.val_split, cfg.layout)
+        self.model_config = build_model_config(cfg, self.data)
+        if self.out.joinpath("last.pt").exists() and not cfg.resume:
+            raise FileExistsError(f"{self.out} already holds a run (last.pt); pass --resume to "
+                                  "continue it or choose another --out")
+        self.ctx = distributed.setup(cfg.device)
+        self.autocast_dtype, use_scaler = _precision(self.ctx.device, cfg.precision)
+
+        d = self.data
+        self.train_set = WindowedDataset(d.train, d.layout, d.bodies, cfg.window, cfg.window_policy,
+                                         cfg.augmentation if cfg.augmentation.enabled else None,
+                                         cfg.seed)
+        self.val_set = WindowedDataset(d.val, d.layout, d.bodies, cfg.window, cfg.window_policy)
+        self.mean = mean_skeleton(d.train, d.layout, d.bodies, cfg.window, cfg.window_policy)
+
+        _seed(cfg.seed)  # same initial weights on every rank
+        self.model = create_model(cfg.model, self.model_config)
+        self.model.set_mean(torch.from_numpy(self.mean))
+        self.model.to(self.ctx.device)
+        _seed(cfg.seed + 7919 * self.ctx.rank)  # per-rank dropout
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+        if cfg.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=0.1, patience=cfg.plateau_patience)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.history: list[dict[str, float]] = []
+        self.best = {"val_acc": -1.0, "epoch": 0}
+        self.train_seconds = 0.0
+        self.train_samples = 0
+        self.start_epoch = 0
+        self.last_eval: dict[str, Any] = {}
+
+        self.ddp_model: nn.Module = self.model
+        if self.ctx.distributed:
+            ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=self.ctx.world_size,
+                                          rank=self.ctx.rank, shuffle=True, seed=cfg.seed)
+        self.loader = self._loader(self.train_set, self.sampler)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _resume_state(self) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "kind": "resume", "recipe": self.cfg.recipe(),
+                "epoch": len(self.history), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
+                "train_seconds": self.train_seconds, "train_samples": self.train_samples,
+                "rng": distributed.all_gather_objects(self.ctx, _rng_state()),
+                "data_order": {"sampler": "DistributedSampler", "seed": self.cfg.seed,
+                               "next_epoch": len(self.history)}}
+
+    def _load_resume_state(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("recipe") != self.cfg.recipe():
+            theirs, ours = state.get("recipe", {}), self.cfg.recipe()
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise ValueError(f"{path}: --resume with different arguments ({', '.join(diff)})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state["history"])
+        self.best = dict(state["best"])
+        self.train_seconds = state["train_seconds"]
+        self.train_samples = state["train_samples"]
+        self.start_epoch = state["epoch"]
+        rng = state["rng"]
+        if len(rng) == self.ctx.world_size:
+            _set_rng_state(rng[self.ctx.rank])
+        else:  # another world size: the run continues, dropout masks are not the same
+            _seed(self.cfg.seed + 7919 * self.ctx.rank + 104729 * self.start_epoch)
+
+    # -- loops ---------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype)
+
+    def _loader(self, dataset, sampler) -> DataLoader:
+        cuda = self.ctx.device.type == "cuda"
+        workers = self.cfg.workers if self.cfg.workers is not None else (4 if cuda else 0)
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler,
+                          num_workers=workers, pin_memory=cuda)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training split (this rank's shard) in epoch ``epoch``'s order."""
+        cfg, device = self.cfg, self.ctx.device
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        model, loader = self.ddp_model, self.loader
+        kernels = self.model.conv_kernels()
+        model.train()
+        totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
+        self.reporter.on_epoch_start(epoch, cfg.epochs, len(loader))
+        for x, y in loader:
+            x = x.to(device, non_blocking=True)  # (B, T, D)
+            y = y.to(device, non_blocking=True)  # (B,)
+            with self._autocast():
+                logits = model(x)  # (B, classes)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            penalty = cfg.l1 * sum(w.abs().sum() for w in kernels) if cfg.l1 else 0.0
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss + penalty).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            correct = (logits.argmax(1) == y).sum().item()
+            totals += torch.tensor([loss.item() * len(y), correct, len(y)], dtype=torch.float64)
+            self.reporter.on_step(loss.item(), correct / len(y))
+        distributed.average_buffers(self.ctx, self.model)
+        totals = distributed.all_reduce_sum(self.ctx, totals.to(device)).cpu()
+        return {"train_loss": totals[0].item() / totals[2].item(),
+                "train_acc": totals[1].item() / totals[2].item(), "samples": int(totals[2].item())}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Validation loss, accuracy and confusion matrix (rows: true class), all ranks summed."""
+        n, k = len(self.val_set), len(self.data.classes)
+        shard = Subset(self.val_set, range(self.ctx.rank, n, self.ctx.world_size))
+        self.model.eval()
+        confusion = torch.zeros(k, k, dtype=torch.float64, device=self.ctx.device)
+        loss_sum = torch.zeros(1, dtype=torch.float64, device=self.ctx.device)
+        for x, y in self._loader(shard, None):
+            x = x.to(self.ctx.device, non_blocking=True)
+            y = y.to(self.ctx.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(x).float()  # (B, classes)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            confusion.view(-1).index_add_(0, y * k + logits.argmax(1),
+                                          torch.ones_like(y, dtype=torch.float64))
+        distributed.all_reduce_sum(self.ctx, confusion)
+        distributed.all_reduce_sum(self.ctx, loss_sum)
+        confusion = confusion.cpu().long()
+        return {"val_loss": loss_sum.item() / n, "val_acc": confusion.trace().item() / n,
+                "confusion": confusion}
+
+    def fit(self) -> dict[str, Any]:
+        """Train the remaining epochs, write the run directory, return the metrics."""
+        cfg, ctx = self.cfg, self.ctx
+        last = self.out / "last.pt"
+        if cfg.resume and last.exists():
+            self._load_resume_state(last)
+        for epoch in range(self.start_epoch, cfg.epochs):
+            lr = self.optimizer.param_groups[0]["lr"]
+            t0 = time.perf_counter()
+            train = self.train_epoch(epoch)
+            t_train = time.perf_counter() - t0
+            self.last_eval = self.evaluate()
+            if cfg.schedule == "plateau":
+                self.scheduler.step(self.last_eval["val_loss"])
+            else:
+                self.scheduler.step()
+            row = {"epoch": epoch + 1, "lr": lr, "train_loss": train["train_loss"],
+                   "train_acc": train["train_acc"], "val_loss": self.last_eval["val_loss"],
+                   "val_acc": self.last_eval["val_acc"], "seconds": time.perf_counter() - t0}
+            self.history.append(row)
+            self.train_seconds += t_train
+            self.train_samples += train["samples"]
+            if row["val_acc"] > self.best["val_acc"]:
+                self.best = {"val_acc": row["val_acc"], "epoch": epoch + 1}
+            state = self._resume_state()  # a collective under DDP: every rank builds it
+            if ctx.is_main:
+                atomic_torch_save(state, last)
+                _write_history(self.out / "history.csv", self.history)
+            self.reporter.on_epoch_end(row)
+        if not self.last_eval:  # resumed a finished run
+            self.last_eval = self.evaluate()
+        metrics = self.metrics()
+        digests = distributed.all_gather_objects(self.ctx, _digest(self.model))
+        metrics["replicas_identical"] = len(set(digests)) == 1
+        if ctx.is_main:
+            atomic_torch_save(self.checkpoint(metrics), self.out / "checkpoint.pt")
+            _atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        distributed.barrier(ctx)
+        distributed.cleanup(ctx)
+        return metrics
+
+    # -- outputs -------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        confusion = self.last_eval["confusion"]
+        support = confusion.sum(1).clamp(min=1)
+        per_class = (confusion.diag().double() / support).tolist()
+        return {
+            "final_val_accuracy": self.last_eval["val_acc"],
+            "final_val_loss": self.last_eval["val_loss"],
+            "best_val_accuracy": self.best["val_acc"],
+            "best_epoch": self.best["epoch"],
+            "epochs": len(self.history),
+            "per_class_accuracy": dict(zip(self.data.classes, per_class)),
+            "confusion_matrix": confusion.tolist(),
+            "train_seconds": self.train_seconds,
+            "train_samples_per_second": self.train_samples / max(self.train_seconds, 1e-9),
+            "val_samples": len(self.val_set),
+            "train_samples": len(self.train_set),
+            "device": str(self.ctx.device),
+            "world_size": self.ctx.world_size,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+    def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        cfg, d = self.cfg, self.data
+        headline = {k: metrics[k] for k in ("final_val_accuracy", "final_val_loss",
+                                            "best_val_accuracy", "best_epoch", "epochs",
+                                            "per_class_accuracy", "train_samples_per_second")}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "architecture": cfg.model,
+            "config": self.model_config,
+            "state_dict": self.model.state_dict(),
+            "mean": torch.from_numpy(self.mean),
+            "classes": list(d.classes),
+            "layout": d.layout.name,
+            "bodies": d.bodies,
+            "window": cfg.window,
+            "window_policy": cfg.window_policy,
+            "target_joints": list(self.model_config.get("target_joints", [])),
+            "training": {"data": str(cfg.data), "train_split": cfg.train_split,
+                         "val_split": cfg.val_split, "window": cfg.window,
+                         "window_policy": cfg.window_policy, "seed": cfg.seed,
+                         "recipe": cfg.recipe(), "command": cfg.command},
+            "metrics": headline,
+        }
+
+
+def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Run (or ``cfg.resume``) a training run; returns the metrics written to metrics.json."""
+    return Trainer(cfg, reporter).fit()
+
+
+def _digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer: equal on all DDP ranks when they are in sync."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{row[k]:.6g}" if k != "epoch" else row[k]) for k in HISTORY_FIELDS})
+    _atomic_write_text(path, buf.getvalue())
