@@ -1,0 +1,123 @@
+"""Does the targeted refinement help? Res-TCN vs MS-Res-TCN (hands), same recipe, 3 seeds each.
+
+    python benchmarks/fix_experiment.py [--epochs N] [--seeds 0,1,2] [--out runs/fix]
+
+Trains, one run at a time and each under ``flock /tmp/restcn-cpu.lock``, with restcn-train's
+default recipe (only ``--epochs`` may be cut, for both models alike)::
+
+    <out>/<dataset>/<model>/seed<k>/   (checkpoint.pt, metrics.json, history.csv, train.log)
+
+on UTD-MHAD (xsub_train / xsub_val; many hand actions) and NW-UCLA (train / val, cross-view).
+Finished runs are skipped and interrupted ones resumed, so the script can be rerun at will.
+Then it prints the final validation accuracy, mean ± std over seeds, per (dataset, model),
+and per dataset the per-class table (mean over seeds) of ``restcn-diagnose compare`` with the
+hand classes marked, and writes ``<out>/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from restcn_training.compare import compare_runs
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+DATASETS = {  # name: (pickle, train split, val split)
+    "utd_mhad": (DATA / "utd_mhad" / "utd_mhad.pkl", "xsub_train", "xsub_val"),
+    "nw_ucla": (DATA / "nw_ucla" / "nw_ucla.pkl", "train", "val"),
+}
+MODELS = ("res-tcn", "ms-res-tcn")  # ms-res-tcn: restcn-train's default targets, "hands"
+LOCK = "/tmp/restcn-cpu.lock"
+
+
+def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | None) -> list[str]:
+    data, train_split, val_split = DATASETS[dataset]
+    cmd = ["flock", LOCK, "restcn-train", "--data", str(data), "--train-split", train_split,
+           "--val-split", val_split, "--model", model, "--seed", str(seed), "--out", str(out)]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    if (out / "last.pt").exists():
+        cmd.append("--resume")
+    return cmd
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """Seed-major order, so an interrupted sweep still holds complete (baseline, refined) pairs."""
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for model in MODELS:
+                out = args.out / dataset / model / f"seed{seed}"
+                if (out / "metrics.json").exists():
+                    continue
+                cmd = train_command(dataset, model, seed, out, args.epochs)
+                print("$", shlex.join(cmd), flush=True)
+                if args.dry_run:
+                    continue
+                out.mkdir(parents=True, exist_ok=True)
+                with open(out / "train.log", "a") as log:
+                    done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+                if done.returncode != 0:
+                    sys.exit(f"training failed ({done.returncode}); see {out / 'train.log'}")
+                metrics = json.loads((out / "metrics.json").read_text())
+                print(f"  final val accuracy {metrics['final_val_accuracy']:.4f}, "
+                      f"{metrics['train_seconds']:.0f} s", flush=True)
+
+
+def summarise(args: argparse.Namespace) -> dict:
+    summary: dict = {}
+    print(f"\nfinal validation accuracy, mean ± std over seeds ({args.out})")
+    print(f"{'dataset':10} {'model':11} {'runs':>4} {'mean':>7} {'std':>7}  per seed")
+    for dataset in args.datasets:
+        summary[dataset] = {}
+        for model in MODELS:
+            runs = sorted((args.out / dataset / model).glob("seed*/metrics.json"))
+            accs = [json.loads(p.read_text())["final_val_accuracy"] for p in runs]
+            if not accs:
+                continue
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            summary[dataset][model] = {"mean": statistics.fmean(accs), "std": std,
+                                       "accuracies": accs, "runs": [str(p.parent) for p in runs]}
+            print(f"{dataset:10} {model:11} {len(accs):4d} {statistics.fmean(accs):7.4f} "
+                  f"{std:7.4f}  " + " ".join(f"{a:.4f}" for a in accs))
+    for dataset in args.datasets:
+        if len(summary[dataset]) < 2:
+            continue
+        from restcn_cli.diagnose_compare import compare  # renders the table
+
+        print(f"\n{dataset}: per-class accuracy, mean over seeds "
+              f"(* = the hands carry more of the class's motion than the split's median)")
+        a, b = args.out / dataset / MODELS[0], args.out / dataset / MODELS[1]
+        compare(a, b, target_joints=None, data=None, as_json=False)
+        summary[dataset]["compare"] = compare_runs(a, b).to_json()
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs for every run (default: restcn-train's)")
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[0, 1, 2])
+    parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS))
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "fix")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument("--summary-only", action="store_true", help="train nothing")
+    args = parser.parse_args()
+    unknown = set(args.datasets) - set(DATASETS)
+    if unknown:
+        parser.error(f"unknown datasets {sorted(unknown)}; expected {sorted(DATASETS)}")
+    if not args.summary_only:
+        run_all(args)
+    if not args.dry_run:
+        summarise(args)
+
+
+if __name__ == "__main__":
+    main()
