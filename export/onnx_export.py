@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from restcn_export.decoder_gate import DECODE_INPUT, gate_decoder
 from restcn_infer.errors import ModelError
 from restcn_infer.layouts import get_layout, layout_for_joints
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata
@@ -221,6 +222,8 @@ def export_onnx(
     wrapper = ExportWrapper(model, decoder).eval()
 
     proto, exporter = _export_graph(wrapper, meta, opset)
+    if decoder is not None:
+        gate_decoder(proto)
     if precision == "fp16":
         _store_fp16(proto)
     _set_metadata(proto, meta, {"precision": precision, "opset": opset, "exporter": exporter,
@@ -238,6 +241,7 @@ def export_onnx(
     os.close(fd)
     try:
         diffs = _write_checked(proto, Path(tmp), wrapper, check_inputs(meta, check_data))
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a model is meant to be shared
         os.replace(tmp, out_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -356,6 +360,9 @@ def _write_checked(proto, path: Path, wrapper: ExportWrapper,
             expected = wrapper(torch.from_numpy(x))
         expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run(None, {"skeleton": x})
+        if wrapper.decoder is not None:  # logits alone, decoder head skipped
+            got.append(session.run(["logits"], {"skeleton": x, DECODE_INPUT: np.array(False)})[0])
+            expected = (*expected, expected[0])
         diffs[name] = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
     worst = max(diffs, key=diffs.get)
     if not diffs[worst] <= PARITY_TOLERANCE:  # also catches NaN

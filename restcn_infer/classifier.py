@@ -99,6 +99,9 @@ class Classifier:
         d = inputs["skeleton"].shape[-1]
         if isinstance(d, int) and d != self.metadata.D:
             raise ModelError(f"{where}: graph input has D={d}, metadata says {self.metadata.D}")
+        # restcn-export gates the decoder head behind an optional input (an initializer).
+        self._has_decode_input = any(i.name == "decode"
+                                     for i in self.session.get_overridable_initializers())
         if self.metadata.decoder_layers and "decoded" not in outputs:
             raise ModelError(f"{where}: metadata lists decoder layers but the graph has no "
                              "'decoded' output")
@@ -149,7 +152,10 @@ class Classifier:
             raise ModelError(f"{self.model_path}: exported without a decoder head "
                              "(re-export with --decoder-layers)")
         names = ["logits", "decoded"] if decode else ["logits"]
-        outputs = self.session.run(names, {"skeleton": batch})
+        feed = {"skeleton": batch}
+        if self._has_decode_input:  # skip the decoder head's work, not just its copy
+            feed["decode"] = np.array(decode)
+        outputs = self.session.run(names, feed)
         return outputs[0], (outputs[1] if decode else None)
 
     def predict(self, logits: np.ndarray, top_k: int = 5) -> list[list[Prediction]]:

@@ -52,12 +52,41 @@ def test_onnx_matches_torch_for_any_batch_and_length(ckpt_path, onnx_path, batch
 
 def test_graph_inputs_and_outputs_are_named_and_dynamic(onnx_path):
     model = onnx.load(str(onnx_path))
-    (inp,) = model.graph.input
+    inp, decode = model.graph.input
     dims = inp.type.tensor_type.shape.dim
     assert inp.name == "skeleton"
     assert [bool(d.dim_param) for d in dims] == [True, True, False]
     assert dims[2].dim_value == 60
     assert [o.name for o in model.graph.output] == ["logits", "decoded"]
+    assert decode.name == "decode"  # optional: an initializer holds its default, true
+    assert "decode" in {i.name for i in model.graph.initializer}
+
+
+def test_decode_false_skips_the_decoder_head(onnx_path):
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(2).normal(size=(2, 40, 60)).astype(np.float32)
+    logits, decoded = session.run(None, {"skeleton": x})
+    fast, empty = session.run(None, {"skeleton": x, "decode": np.array(False)})
+    np.testing.assert_array_equal(fast, logits)
+    assert decoded.shape == (2, 4, 40, 60) and empty.shape == (2, 4, 0, 60)
+    kernels = profiled_kernels(onnx_path, x)
+    assert kernels["decode"] > kernels["skip"] + 10  # the head's nodes did not run
+
+
+def profiled_kernels(path, x) -> dict[str, int]:
+    """Node kernels onnxruntime executed with decode on / off (from its profiler)."""
+    counts = {}
+    for name, flag in (("decode", True), ("skip", False)):
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(path.parent / f"profile_{name}")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session.run(["logits"], {"skeleton": x, "decode": np.array(flag)})
+        with open(session.end_profiling()) as fh:
+            events = json.load(fh)
+        counts[name] = sum(e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+                           for e in events)
+    return counts
 
 
 def test_metadata_round_trips_from_the_checkpoint(ckpt_path, onnx_path):
