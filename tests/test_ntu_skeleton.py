@@ -129,6 +129,31 @@ def test_trailing_whitespace_is_fine(tmp_path: Path) -> None:
     assert read_ntu_skeleton(write(tmp_path, content)).shape == (1, 1, 25, 3)
 
 
+@pytest.mark.parametrize("token", ["3.785547", "-0.2059419", "5.745083E-02", "-1.401298E-45", ".5",
+                                   "+.5e-3", "1.", "1.e5", "1E+05", "-0", "007", "123456789012345678",
+                                   "0.1000000000000000055511151231257827", "2.2250738585072014E-308"])
+def test_numbers_read_as_python_float_then_float32(tmp_path: Path, token: str) -> None:
+    lines = _lines(1)
+    for k in range(5, 30):  # every joint line (lines 5..29): x = token, y = -token
+        tokens = lines[k - 1].split()
+        tokens[0], tokens[1] = token, "-" + token.lstrip("+-")
+        lines[k - 1] = " ".join(tokens)
+    x = read_ntu_skeleton(write(tmp_path, ("\r\n".join(lines) + "\r\n").encode()))
+    value = np.float32(float(token))  # the reference: Python's float, then float32
+    assert (x[0, 0, :, 0].view(np.int32) == value.view(np.int32)).all()
+    assert (x[0, 0, :, 1].view(np.int32) == (-abs(value)).view(np.int32)).all()
+
+
+def test_long_body_ids_and_padded_joint_counts_are_read_exactly(tmp_path: Path) -> None:
+    lines = _lines(2)
+    lines[2] = "720575940379311012345" + lines[2][len(str(BODY_ID)):]  # 21 digits, > int64
+    lines[3] = "025"
+    lines[30] = "720575940379311012346" + lines[30][len(str(BODY_ID)):]
+    x = read_ntu_skeleton(write(tmp_path, ("\n".join(lines) + "\n").encode()))
+    assert x.shape == (2, 2, 25, 3)  # two bodies, each in one frame
+    assert x[0, 0].any() and not x[0, 1].any() and x[1, 1].any() and not x[1, 0].any()
+
+
 # ---------------------------------------------------------------- bad input
 
 
