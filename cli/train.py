@@ -106,28 +106,29 @@ def main(
     window_policy: Annotated[WindowPolicy, typer.Option(
         help="resample: stretch the action to the window; pad: zero-pad (the paper's NTU input)."
     )] = WindowPolicy.resample,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 80,
-    batch_size: Annotated[int, typer.Option(min=1, help="Batch size (per process).")] = 128,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 100,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Batch size (per process); the paper used 128 on NTU.")] = 32,
     lr: Annotated[float, typer.Option(min=0.0, help="Initial SGD learning rate.")] = 0.01,
     schedule: Annotated[Schedule, typer.Option(
         help="cosine: anneal to 0 over the epochs; plateau: lr x0.1 when the validation loss "
              "stops improving (the paper)."
-    )] = Schedule.plateau,
+    )] = Schedule.cosine,
     plateau_patience: Annotated[int, typer.Option(min=0, help="Epochs without val-loss "
                                                   "improvement before lr x0.1.")] = 10,
     l1: Annotated[float, typer.Option(min=0.0, help="L1 weight on every conv kernel.")] = 1e-4,
     weight_decay: Annotated[float, typer.Option(min=0.0, help="SGD weight decay (L2).")] = 0.0,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.99, help="Dropout after every ReLU.")] = 0.5,
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.99,
-                                                   help="Label smoothing of the loss.")] = 0.0,
+                                                   help="Label smoothing of the loss.")] = 0.1,
     rotate: Annotated[float, typer.Option(min=0.0, max=180.0, help="Augment: random rotation "
-                                          "about the vertical axis, max degrees.")] = 0.0,
+                                          "about the vertical axis, max degrees.")] = 60.0,
     scale: Annotated[float, typer.Option(min=0.0, max=0.99, help="Augment: random scale "
-                                         "1 +- this about the centroid.")] = 0.0,
+                                         "1 +- this about the centroid.")] = 0.1,
     crop: Annotated[float, typer.Option(min=0.01, max=1.0, help="Augment: keep a random "
-                                        "contiguous fraction >= this of the frames.")] = 1.0,
+                                        "contiguous fraction >= this of the frames.")] = 0.8,
     shift: Annotated[float, typer.Option(min=0.0, help="Augment: random translation per axis, "
-                                         "max metres.")] = 0.0,
+                                         "max metres.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order, augmentation.")] = 0,
     device: Annotated[Device, typer.Option(help="auto: CUDA when available.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(
@@ -138,7 +139,7 @@ def main(
         help="Joint layout (ntu25, kinect20); default from the data.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(
         help="MS-Res-TCN targeted joints: a group (hands, arms, ...) or indices 6,7,10.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.pt (a fresh start when there is none).")] = False,
     channels: Annotated[Optional[str], typer.Option(
         hidden=True, help="Residual unit channels, e.g. 8,8,8,16,16,16,32,32,32 (tiny models).")
     ] = None,

@@ -164,3 +164,14 @@ def test_real_nw_ucla_loads(shared_data):
     assert (len(data.train), len(data.val)) == (1020, 464)
     assert data.layout.name == "kinect20" and data.bodies == 1
     assert data.classes[0] == "pick up with one hand" and len(data.classes) == 10
+
+
+def test_shift_moves_every_present_joint_by_one_offset():
+    rng = np.random.default_rng(4)
+    seq = rng.normal(0, 1, (1, 6, 20, 3)).astype(np.float32)
+    seq[0, :, 3] = 0.0
+    out = Augmentation(shift=0.5)(seq, np.random.default_rng(5))
+    moved = (out - seq)[0, :, [0, 1, 2, 5]].reshape(-1, 3)
+    np.testing.assert_allclose(moved, np.broadcast_to(moved[0], moved.shape), atol=1e-6)
+    assert np.all(np.abs(moved[0]) <= 0.5) and np.any(moved[0] != 0)
+    assert np.all(out[0, :, 3] == 0)

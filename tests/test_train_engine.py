@@ -79,7 +79,7 @@ def test_it_learns_the_tiny_task(tmp_path):
     data = write_tiny_pyskl(tmp_path / "tiny.pkl", per_class=12)
     cfg = TrainConfig(data=str(data), train_split="train", val_split="val", window=16,
                       epochs=20, batch_size=6, lr=0.05, schedule="cosine", channels=TINY,
-                      device="cpu", out=str(tmp_path / "run"))
+                      augmentation=Augmentation(), device="cpu", out=str(tmp_path / "run"))
     metrics = train(cfg)
     history = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
     assert float(history[-1]["train_loss"]) < float(history[0]["train_loss"])

@@ -51,6 +51,8 @@ from restcn_training.res_tcn import ResTCNConfig
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 SCHEDULES = ("cosine", "plateau")
+#: The default recipe's augmentation (tuned on NW-UCLA cross-view / UTD-MHAD cross-subject).
+DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -65,17 +67,17 @@ class TrainConfig:
     model: str = "res-tcn"
     window: int = 64
     window_policy: str = "resample"
-    epochs: int = 80
-    batch_size: int = 128
+    epochs: int = 100
+    batch_size: int = 32
     lr: float = 0.01
     momentum: float = 0.9
     l1: float = 1e-4
     weight_decay: float = 0.0
     dropout: float = 0.5
-    label_smoothing: float = 0.0
-    schedule: str = "plateau"
+    label_smoothing: float = 0.1
+    schedule: str = "cosine"
     plateau_patience: int = 10
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    augmentation: Augmentation = field(default_factory=lambda: DEFAULT_AUGMENTATION)
     seed: int = 0
     layout: str | None = None
     target_joints: str | None = None
