@@ -41,13 +41,15 @@ def primitives(
         min=0.0, help="Multiply filter weights by this before adding the mean skeleton "
                       "(default: the largest joint offset becomes 1/4 of the skeleton's height).")
     ] = None,
+    top: Annotated[Optional[int], typer.Option(
+        min=1, help="Draw only the TOP filters of largest weight norm (default: all).")] = None,
 ) -> None:
     """Draw every conv1 filter as a moving skeleton (motion primitives, paper Figure 3)."""
     from restcn_infer.render import MissingVizError
     from restcn_training.diagnose import DiagnoseError, write_primitives
 
     try:
-        path, used = write_primitives(run, out, scale=scale)
+        path, used = write_primitives(run, out, scale=scale, top=top)
     except (DiagnoseError, MissingVizError) as exc:
         _fail(exc)
     console.print(f"motion primitives (weights x {used:.3g} + mean skeleton) -> {path}",

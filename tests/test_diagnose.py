@@ -17,6 +17,7 @@ from restcn_training.diagnose import (
     filter_responses,
     load_run,
     motion_primitives,
+    write_primitives,
 )
 from tiny_models import WINDOW, write_checkpoint
 
@@ -84,6 +85,19 @@ def test_cli_primitives_writes_png(run_dir, tmp_path):
     result = runner.invoke(app, ["primitives", str(run_dir), "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d" / "primitives.png").read_bytes()[:8] == PNG
+
+
+def test_primitives_top_picks_the_largest_filters(run_dir, tmp_path, monkeypatch):
+    import restcn_infer.render as render
+
+    seen = {}
+    monkeypatch.setattr(render, "render_primitives",
+                        lambda prims, bones, out, labels: seen.update(prims=prims, labels=labels))
+    _, model = load_run(run_dir)
+    norms = model.conv1.weight.detach().flatten(1).norm(dim=1).numpy()
+    write_primitives(run_dir, tmp_path, scale=1.0, top=3)
+    assert seen["prims"].shape[:2] == (3, model.conv1.kernel_size[0])
+    assert [int(label.split()[0][1:]) for label in seen["labels"]] == list(np.argsort(-norms)[:3])
 
 
 def test_cli_responses_on_real_data(run_dir, shared_data, tmp_path):

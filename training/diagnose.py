@@ -62,8 +62,9 @@ def motion_primitives(model: nn.Module, scale: float | None = None) -> tuple[np.
 
 
 def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                     scale: float | None = None) -> tuple[Path, float]:
-    """Draw every conv1 filter of ``run`` as a moving skeleton into ``out_dir/primitives.png``.
+                     scale: float | None = None, top: int | None = None) -> tuple[Path, float]:
+    """Draw conv1 filters of ``run`` as moving skeletons into ``out_dir/primitives.png``: all of
+    them in filter order, or the ``top`` ones of largest weight norm, largest first.
 
     Returns the PNG and the scale used.
     """
@@ -75,8 +76,9 @@ def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str
     layout = get_layout(ckpt["layout"])
     skeletons = unflatten(prims, bodies).swapaxes(1, 2)  # (N, M, f, V, 3) -> (N, f, M, V, 3)
     norms = np.linalg.norm(model.conv1.weight.detach().numpy().reshape(len(prims), -1), axis=1)
-    labels = [f"#{i} |w|={n:.2f}" for i, n in enumerate(norms)]
-    out = render_primitives(skeletons, layout.bones, Path(out_dir) / "primitives.png",
+    order = np.arange(len(prims)) if top is None else np.argsort(-norms, kind="stable")[:top]
+    labels = [f"#{i} |w|={norms[i]:.2f}" for i in order]
+    out = render_primitives(skeletons[order], layout.bones, Path(out_dir) / "primitives.png",
                             labels=labels)
     return out, scale
 
