@@ -3,7 +3,8 @@
     python benchmarks/fix_experiment.py [--epochs N] [--seeds 0,1,2] [--out runs/fix]
 
 Trains, one run at a time and each under ``flock /tmp/restcn-cpu.lock``, with restcn-train's
-default recipe (only ``--epochs`` may be cut, for both models alike)::
+default recipe (``--epochs`` may be cut and ``--train-args`` added, always for both models
+alike)::
 
     <out>/<dataset>/<model>/seed<k>/   (checkpoint.pt, metrics.json, history.csv, train.log)
 
@@ -36,12 +37,14 @@ MODELS = ("res-tcn", "ms-res-tcn")  # ms-res-tcn: restcn-train's default targets
 LOCK = "/tmp/restcn-cpu.lock"
 
 
-def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | None) -> list[str]:
+def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | None,
+                  extra: list[str]) -> list[str]:
     data, train_split, val_split = DATASETS[dataset]
     cmd = ["flock", LOCK, "restcn-train", "--data", str(data), "--train-split", train_split,
            "--val-split", val_split, "--model", model, "--seed", str(seed), "--out", str(out)]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
+    cmd += extra
     if (out / "last.pt").exists():
         cmd.append("--resume")
     return cmd
@@ -55,7 +58,8 @@ def run_all(args: argparse.Namespace) -> None:
                 out = args.out / dataset / model / f"seed{seed}"
                 if (out / "metrics.json").exists():
                     continue
-                cmd = train_command(dataset, model, seed, out, args.epochs)
+                cmd = train_command(dataset, model, seed, out, args.epochs,
+                                    shlex.split(args.train_args))
                 print("$", shlex.join(cmd), flush=True)
                 if args.dry_run:
                     continue
@@ -103,6 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs for every run (default: restcn-train's)")
+    parser.add_argument("--train-args", default="",
+                        help="more restcn-train options for EVERY run, e.g. '--schedule cosine'")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")],
                         default=[0, 1, 2])
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS))
