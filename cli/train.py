@@ -122,13 +122,13 @@ def main(
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.99,
                                                    help="Label smoothing of the loss.")] = 0.1,
     rotate: Annotated[float, typer.Option(min=0.0, max=180.0, help="Augment: random rotation "
-                                          "about the vertical axis, max degrees.")] = 90.0,
+                                          "about the vertical axis, max degrees.")] = 60.0,
     scale: Annotated[float, typer.Option(min=0.0, max=0.99, help="Augment: random scale "
                                          "1 +- this about the centroid.")] = 0.1,
     crop: Annotated[float, typer.Option(min=0.01, max=1.0, help="Augment: keep a random "
                                         "contiguous fraction >= this of the frames.")] = 0.8,
     shift: Annotated[float, typer.Option(min=0.0, help="Augment: random translation per axis, "
-                                         "max metres.")] = 0.8,
+                                         "max metres.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order, augmentation.")] = 0,
     device: Annotated[Device, typer.Option(help="auto: CUDA when available.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(
