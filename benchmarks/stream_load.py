@@ -1,0 +1,235 @@
+"""How many live 30-fps skeleton streams one process keeps up with, batched vs unbatched.
+
+Simulates N streams in real time: stream i delivers frame k at ``offset_i + k / 30`` s (offsets
+spread over one hop period, so decisions fall due evenly), each frame is pushed into a
+:class:`~restcn_infer.streaming.StreamClassifier` when its time has come, and the loop polls for
+decisions between pushes. A decision's latency runs from the scheduled arrival of the frame that
+made it due to the end of the poll that returned it, so a backlog shows up as latency; windows
+still undecided when a trial ends count with their waiting time so far. N is *sustained* when the
+p99 latency over the measured part of the trial (after a warm-up) is under ``--slo-ms``.
+
+Modes, in the same run on the same model and machine:
+
+    batched     one session call per poll for every due window of every stream (max_batch 256)
+    unbatched   the naive per-stream loop: one session call per due window (max_batch 1)
+
+each without and with ``--decode`` (the decoded skeletons of every window are returned too).
+The model is a random-weight Res-TCN of the bundled model's size (kinect20, 1 body, D=60,
+window 64, 10 classes, decoder layers 1,4,7,10); ``--ntu`` uses the paper's NTU size instead
+(ntu25, 2 bodies, D=150, window 300, 60 classes). Weights do not change the cost.
+
+    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py            # ~2 min
+    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --ntu --hop 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from restcn_infer.classifier import Classifier
+from restcn_infer.layouts import KINECT20, NTU25
+from restcn_infer.streaming import StreamClassifier
+
+FPS = 30.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    streams: int
+    p50_ms: float
+    p99_ms: float
+    decisions: int  # decided in the measured part
+    due: int  # due in the measured part
+    mean_batch: float  # windows per session call, whole trial
+
+
+def export_model(out: Path, ntu: bool) -> Path:
+    """A random-weight full-size Res-TCN as ONNX with decoder layers 1,4,7,10."""
+    import torch
+
+    from restcn_export.onnx_export import export_onnx
+    from restcn_training.checkpoint import atomic_torch_save
+    from restcn_training.res_tcn import ResTCN, ResTCNConfig
+
+    layout, bodies, window, classes, policy = (
+        (NTU25, 2, 300, 60, "pad") if ntu else (KINECT20, 1, 64, 10, "resample"))
+    d = bodies * layout.num_joints * 3
+    torch.manual_seed(0)
+    config = ResTCNConfig(in_channels=d, num_classes=classes)
+    model = ResTCN(config).eval()
+    model.set_mean(torch.randn(d) * 0.5)
+    checkpoint = out / "model.pt"
+    atomic_torch_save({
+        "format": 1, "architecture": "res-tcn", "config": config.to_dict(),
+        "state_dict": model.state_dict(), "mean": model.mean.clone(),
+        "classes": [f"class{i}" for i in range(classes)], "layout": layout.name,
+        "bodies": bodies, "window": window, "window_policy": policy, "target_joints": [],
+        "training": {}, "metrics": {},
+    }, checkpoint)
+    path = out / "model.onnx"
+    export_onnx(checkpoint, path, decoder_layers=(1, 4, 7, 10))
+    return path
+
+
+def motion_bank(count: int, frames: int, bodies: int, joints: int) -> np.ndarray:
+    """``count`` smooth random skeleton sequences ``(count, frames, bodies, joints, 3)``."""
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(count, 1, bodies, joints, 3))
+    steps = rng.normal(scale=0.01, size=(count, frames, bodies, joints, 3))
+    return (start + steps.cumsum(axis=1)).astype(np.float32)
+
+
+class CountingClassifier:
+    """Delegates to a Classifier and counts session calls and the windows they held."""
+
+    def __init__(self, inner: Classifier) -> None:
+        self.inner, self.metadata, self.calls, self.windows = inner, inner.metadata, 0, 0
+        self.prepare, self.predict = inner.prepare, inner.predict
+
+    def run(self, batch, *, decode=False):
+        self.calls += 1
+        self.windows += len(batch)
+        return self.inner.run(batch, decode=decode)
+
+
+def run_trial(classifier: Classifier, n: int, *, batched: bool, decode: bool, hop: int,
+              seconds: float, warmup: float, bank: np.ndarray) -> Trial:
+    """N streams in real time for ``warmup + seconds``; latency stats of the measured part."""
+    counting = CountingClassifier(classifier)
+    sc = StreamClassifier(counting, hop=hop, decode=decode, top_k=5,
+                          max_batch=256 if batched else 1, max_streams=n + 1)
+    offsets = np.arange(n) * (hop / FPS) / n  # (n,) start of each stream, spread over a hop
+    pushed = np.zeros(n, dtype=np.int64)  # frames pushed per stream
+    bank_frames = bank.shape[1]
+    end = warmup + seconds
+    latencies: list[float] = []
+    decided: dict[int, list[int]] = {}  # stream -> frame counts decided in the measured part
+    t0 = time.perf_counter()
+    while True:
+        now = time.perf_counter() - t0
+        if now >= end:
+            break
+        arrived = np.floor((now - offsets) * FPS).astype(np.int64) + 1  # (n,) frames by now
+        np.clip(arrived, 0, None, out=arrived)
+        for i in np.flatnonzero(arrived > pushed):
+            frames = bank[i % len(bank)]
+            for k in range(pushed[i], arrived[i]):
+                sc.push(i, frames[k % bank_frames])
+            pushed[i] = arrived[i]
+        decisions = sc.poll()
+        done = time.perf_counter() - t0
+        for d in decisions:
+            arrival = offsets[d.stream] + (d.frame - 1) / FPS
+            if warmup <= arrival < end:
+                latencies.append(done - arrival)
+                decided.setdefault(d.stream, []).append(d.frame)
+        if not decisions:  # idle until the next frame is due
+            next_frame = float(np.min(offsets + pushed / FPS))
+            pause = next_frame - (time.perf_counter() - t0)
+            if pause > 0:
+                time.sleep(pause)
+    # Windows due in the measured part but undecided at the end have waited at least this long.
+    t_end = time.perf_counter() - t0
+    due_frames = np.arange(hop, int(end * FPS) + hop + 1, hop)  # 1-based frame counts
+    due = 0
+    for i in range(n):
+        arrivals = offsets[i] + (due_frames - 1) / FPS
+        in_part = (arrivals >= warmup) & (arrivals < end)
+        due += int(in_part.sum())
+        late = in_part & ~np.isin(due_frames, decided.get(i, []))
+        latencies.extend(t_end - arrivals[late])
+    all_ms = np.asarray(latencies) * 1000.0
+    p50, p99 = np.percentile(all_ms, [50, 99]) if all_ms.size else (float("nan"),) * 2
+    made = sum(len(frames) for frames in decided.values())
+    return Trial(n, float(p50), float(p99), made, due, counting.windows / max(counting.calls, 1))
+
+
+def sustained(classifier: Classifier, *, batched: bool, decode: bool, args,
+              bank: np.ndarray) -> tuple[Trial | None, list[Trial]]:
+    """The largest N with p99 < SLO: doubling from ``--start``, then ``--refine`` bisections."""
+    def trial(n: int) -> Trial:
+        t = run_trial(classifier, n, batched=batched, decode=decode, hop=args.hop,
+                      seconds=args.seconds, warmup=args.warmup, bank=bank)
+        ok = "ok " if t.p99_ms < args.slo_ms else "MISS"
+        print(f"    N={n:5d}  p50 {t.p50_ms:7.1f} ms  p99 {t.p99_ms:8.1f} ms  {ok}  "
+              f"decisions {t.decisions}/{t.due}  mean batch {t.mean_batch:5.1f}", flush=True)
+        return t
+
+    trials, best, low, high = [], None, 0, None
+    n = args.start
+    while high is None and n <= args.max_streams:
+        t = trial(n)
+        trials.append(t)
+        if t.p99_ms < args.slo_ms:
+            best, low, n = t, n, n * 2
+        else:
+            high = n
+    for _ in range(args.refine if high is not None else 0):
+        mid = (low + high) // 2
+        if mid <= low or mid >= high:
+            break
+        t = trial(mid)
+        trials.append(t)
+        if t.p99_ms < args.slo_ms:
+            best, low = t, mid
+        else:
+            high = mid
+    return best, trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="use this .onnx (with decoder) instead of "
+                        "exporting a random one")
+    parser.add_argument("--ntu", action="store_true", help="NTU size: D=150, window 300")
+    parser.add_argument("--hop", type=int, default=8, help="frames between decisions")
+    parser.add_argument("--slo-ms", type=float, default=100.0, help="p99 latency bound")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured time per trial")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured start per trial")
+    parser.add_argument("--start", type=int, default=64, help="first N tried")
+    parser.add_argument("--max-streams", type=int, default=8192)
+    parser.add_argument("--refine", type=int, default=2, help="bisection steps after doubling")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    parser.add_argument("--no-decode", action="store_true", help="skip the --decode modes")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or export_model(Path(tmp), args.ntu)
+        classifier = Classifier(model, device="cpu", threads=args.threads)
+    meta = classifier.metadata
+    bank = motion_bank(64, 2 * meta.window, meta.bodies, meta.joint_layout.num_joints)
+    print(f"model: {meta.layout}, {meta.bodies} body, D={meta.D}, window {meta.window}, "
+          f"{meta.num_classes} classes; hop {args.hop} at {FPS:.0f} fps "
+          f"({FPS / args.hop:.2f} decisions/s per stream); p99 SLO {args.slo_ms:.0f} ms")
+
+    rows = []
+    for decode in (False, True)[: 1 if args.no_decode else 2]:
+        for batched in (False, True):
+            name = ("batched" if batched else "unbatched") + (" + decode" if decode else "")
+            print(f"  {name}:", flush=True)
+            best, _ = sustained(classifier, batched=batched, decode=decode, args=args, bank=bank)
+            rows.append((name, best))
+
+    print("\n| mode | streams sustained | decisions/s | p50 ms | p99 ms | mean batch |")
+    print("|---|---|---|---|---|---|")
+    for name, best in rows:
+        if best is None:
+            print(f"| {name} | < {args.start} | | | | |")
+            continue
+        print(f"| {name} | {best.streams} | {best.streams * FPS / args.hop:.0f} | "
+              f"{best.p50_ms:.1f} | {best.p99_ms:.1f} | {best.mean_batch:.1f} |")
+    for i in range(0, len(rows), 2):
+        (_, base), (_, fast) = rows[i], rows[i + 1]
+        if base and fast:
+            print(f"{rows[i + 1][0]}: {fast.streams / base.streams:.2f}x the streams of "
+                  f"{rows[i][0]}")
+
+
+if __name__ == "__main__":
+    main()
