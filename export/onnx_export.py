@@ -13,6 +13,10 @@ Nothing is written unless onnxruntime agrees with torch to :data:`PARITY_TOLERAN
 input (two batch sizes and two lengths, so the dynamic axes are exercised) and on real input when
 given: the graph goes to a temp file beside ``out_path`` and is renamed over it only on success.
 
+Two graph passes follow the export, both covered by the parity check: the decoder head is put
+behind an optional ``decode`` input (:mod:`.decoder_gate`), and 1-D convolutions run as 2-D ones
+for onnxruntime's fast CPU kernels (:mod:`.conv_layout`).
+
 Precision ``fp16`` stores the weights as float16 (half the file) and computes in float32: the
 torch weights are rounded to float16 *before* export, so the checked graph holds exactly the
 values the float16 file stores and the parity check stays exact.
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from restcn_export.conv_layout import conv1d_as_conv2d
 from restcn_export.decoder_gate import DECODE_INPUT, gate_decoder
 from restcn_infer.errors import ModelError
 from restcn_infer.layouts import get_layout, layout_for_joints
@@ -224,6 +229,7 @@ def export_onnx(
     proto, exporter = _export_graph(wrapper, meta, opset)
     if decoder is not None:
         gate_decoder(proto)
+    conv1d_as_conv2d(proto)
     if precision == "fp16":
         _store_fp16(proto)
     _set_metadata(proto, meta, {"precision": precision, "opset": opset, "exporter": exporter,

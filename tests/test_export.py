@@ -60,6 +60,9 @@ def test_graph_inputs_and_outputs_are_named_and_dynamic(onnx_path):
     assert [o.name for o in model.graph.output] == ["logits", "decoded"]
     assert decode.name == "decode"  # optional: an initializer holds its default, true
     assert "decode" in {i.name for i in model.graph.initializer}
+    weights = {i.name: len(i.dims) for i in model.graph.initializer}
+    convs = [weights[n.input[1]] for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 1 + 9 + 2 and set(convs) == {4}  # run as 2-D: onnxruntime's fast path
 
 
 def test_decode_false_skips_the_decoder_head(onnx_path):

@@ -1,0 +1,83 @@
+"""Rebuild the bundled model ``restcn_infer/models/res_tcn_nw_ucla.onnx`` and ``examples/``.
+
+    flock /tmp/restcn-cpu.lock python scripts/build_bundled_model.py \
+        [--checkpoint runs/bundled-nw-ucla/checkpoint.pt] [--data ../shared/data/nw_ucla/nw_ucla.pkl]
+
+The checkpoint comes from ``restcn-train`` on NW-UCLA's ``train`` split (views 1+2); its
+training command and metrics travel into the model's metadata. Steps:
+
+1. export it twice, ``fp32`` and ``fp16`` weight storage (each parity-checked against torch on
+   random and real NW-UCLA input by ``restcn-export``);
+2. measure ``val`` (view 3) accuracy of both through the runtime (:class:`Classifier`, the same
+   path ``restcn-infer classify`` takes);
+3. ship ``fp16`` if it is within 0.5 points of ``fp32`` (else ``fp32``);
+4. save one ``val`` sequence of three classes as ``examples/nw_ucla_<class>.npy`` (float32
+   (M, T, V, 3)): the first of each class the shipped model classifies correctly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from restcn_export.onnx_export import export_onnx
+from restcn_infer.classifier import Classifier
+from restcn_infer.models import BUNDLED_MODEL
+from restcn_infer.readers.pyskl import read_pyskl
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_CLASSES = ("pick up with one hand", "sit down", "throw")
+MAX_DROP_POINTS = 0.5
+
+
+def accuracy(clf: Classifier, annotations) -> float:
+    """Top-1 accuracy (%) of ``clf`` on PYSKL annotations, through prepare -> run -> predict."""
+    preds = clf.classify([a.keypoint for a in annotations], top_k=1)
+    return 100.0 * np.mean([p[0].label == a.label for p, a in zip(preds, annotations)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path,
+                        default=REPO / "runs" / "bundled-nw-ucla" / "checkpoint.pt")
+    parser.add_argument("--data", type=Path,
+                        default=REPO.parent / "shared" / "data" / "nw_ucla" / "nw_ucla.pkl")
+    parser.add_argument("--split", default="val")
+    args = parser.parse_args()
+
+    val = read_pyskl(args.data).split(args.split)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for precision in ("fp32", "fp16"):
+            report = export_onnx(args.checkpoint, Path(tmp) / f"{precision}.onnx",
+                                 precision=precision, check_data=args.data)
+            acc = accuracy(Classifier(report.path, device="cpu"), val)
+            results[precision] = (report, acc)
+            print(f"{precision}: {report.size_bytes / 1e6:.2f} MB, parity "
+                  f"{max(report.max_abs_diff.values()):.2g}, {args.split} accuracy {acc:.2f}% "
+                  f"({len(val)} sequences)")
+        drop = results["fp32"][1] - results["fp16"][1]
+        chosen = "fp16" if drop <= MAX_DROP_POINTS else "fp32"
+        target = REPO / "restcn_infer" / "models" / BUNDLED_MODEL
+        shutil.copyfile(results[chosen][0].path, target)
+        print(f"shipped {chosen} ({drop:+.2f} points vs fp32 dropped) -> {target}")
+
+    clf = Classifier(target, device="cpu")
+    examples = REPO / "examples"
+    examples.mkdir(exist_ok=True)
+    for name in EXAMPLE_CLASSES:
+        label = clf.metadata.classes.index(name)
+        for ann in (a for a in val if a.label == label):
+            if clf.classify([ann.keypoint], top_k=1)[0][0].label == label:
+                path = examples / f"nw_ucla_{name.replace(' ', '_')}.npy"
+                np.save(path, ann.keypoint.astype(np.float32))
+                print(f"example {path.name}: {ann.frame_dir}, {ann.keypoint.shape}")
+                break
+
+
+if __name__ == "__main__":
+    main()
