@@ -122,8 +122,13 @@ def info(
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
-    doc.pop("mean")
-    doc.pop("joint_names")
+    for key in ("mean", "joint_names", "training", "metrics"):
+        doc.pop(key)
+    doc["trained by"] = meta.training.get("command", "-")
+    doc["data"] = ", ".join(f"{k}={meta.training[k]}" for k in ("data", "train_split", "val_split")
+                            if k in meta.training) or "-"
+    doc["metrics"] = {k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in meta.metrics.items() if isinstance(v, (int, float, str))}
     for key, value in doc.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"

@@ -195,3 +195,16 @@ def test_cuda_fallback_is_one_quiet_line(model_path):
 def test_threads_must_be_positive(model_path):
     with pytest.raises(ValueError, match="threads"):
         Classifier(model_path, device="cpu", threads=0)
+
+
+def test_bundled_model_classifies_the_examples():
+    """The shipped model and examples: each example is a val (view 3) sequence of its class."""
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("nw_ucla_*.npy"))
+    assert len(examples) == 3
+    clf = Classifier(device="cpu")
+    assert clf.model_path.name == "res_tcn_nw_ucla.onnx" and clf.metadata.layout == "kinect20"
+    results = list(clf.classify_files(examples, top_k=1))
+    names = [p.stem.removeprefix("nw_ucla_").replace("_", " ") for p in examples]
+    assert [r.top[0].name for r in results] == names
