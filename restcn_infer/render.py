@@ -86,7 +86,9 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], bones: Sequence[t
     """Draw named sequences ``(M, T, V, 3)`` (same ``T``) as a PNG strip or an animated GIF.
 
     The first panel is drawn in dark grey (the input), the others in blue (decoded); only the
-    bodies present in the first panel are drawn in every panel.
+    bodies present in the first panel are drawn in every panel. Each panel has its own view
+    (decoded layers can be several times larger than the input); a panel zoomed out more than
+    15% from the first is labelled with its scale, e.g. ``layer 4 (1/3.9 scale)``.
 
     Args:
         panels: ``(title, sequence)`` pairs, e.g. ``[("input", x), ("layer 1", d1), ...]``.
@@ -103,24 +105,30 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], bones: Sequence[t
     if suffix not in (".png", ".gif"):
         raise ValueError(f"{out}: expected a .png or .gif file name")
     bodies = present_bodies(panels[0][1])
-    limits = skeleton_limits([seq[bodies] for _, seq in panels])
+    # Each panel gets its own view: decoded layers can be many times larger than the input, and a
+    # shared view shrinks the input to a few pixels. The label says how far a panel is zoomed out.
+    limits = [skeleton_limits([seq[bodies]]) for _, seq in panels]
+    zoom = [(lim[1] - lim[0]) / (limits[0][1] - limits[0][0]) for lim in limits]
+    names = [name if z < 1.15 else f"{name}\n(1/{z:.1f} scale)" for (name, _), z in
+             zip(panels, zoom)]
     colors = [INPUT_COLOR] + [DECODED_COLOR] * (len(panels) - 1)
     length = panels[0][1].shape[1]
     if suffix == ".png":
         times = np.linspace(0, length - 1, min(frames, length)).round().astype(int)
-        fig = new_figure(1.05 * len(times) + 0.9, 1.1 * len(panels) + (0.3 if title else 0), dpi)
+        height = 1.1 * len(panels) + (0.3 if title else 0)
+        fig = new_figure(1.05 * len(times) + 0.9, height, dpi)
         axes = fig.subplots(len(panels), len(times), squeeze=False)
-        for row, ((name, seq), color) in enumerate(zip(panels, colors)):
+        for row, ((_, seq), color) in enumerate(zip(panels, colors)):
             for col, t in enumerate(times):
                 ax = axes[row, col]
-                _blank(ax, limits)
+                _blank(ax, limits[row])
                 _draw_frame(ax, seq, t, bodies, bones, color)
                 if row == 0:
                     ax.set_title(f"frame {t}", fontsize=7)
-            axes[row, 0].set_ylabel(name, fontsize=8)
+            axes[row, 0].set_ylabel(names[row], fontsize=8)
         if title:
             fig.suptitle(title, fontsize=9)
-        fig.tight_layout(pad=0.3)
+        fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - (0.3 / height if title else 0)))
         return save_png(fig, out)
 
     step = max(1, math.ceil(length / max_gif_frames))
@@ -128,9 +136,9 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], bones: Sequence[t
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     images = []
     for t in range(0, length, step):
-        for ax, (name, seq), color in zip(axes, panels, colors):
+        for ax, (_, seq), color, lim, name in zip(axes, panels, colors, limits, names):
             ax.clear()
-            _blank(ax, limits)
+            _blank(ax, lim)
             ax.set_title(name, fontsize=8)
             _draw_frame(ax, seq, t, bodies, bones, color)
         fig.suptitle(f"{title + '  ' if title else ''}frame {t}", fontsize=8)
