@@ -74,7 +74,5 @@ def decode(
             render_decoded(result.input, result.decoded, result.layers, result.layout.bones,
                            render, title=f"{file.name}: {result.predicted}")
         except MissingVizError as exc:
-            from rich.markup import escape
-
-            fail(escape(str(exc)))  # fail() prints rich markup: keep "[viz]" literal
+            fail(exc)
         console.print(f"drawn -> {render}", highlight=False)

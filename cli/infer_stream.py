@@ -99,8 +99,7 @@ def serve(
     try:
         require_websockets()  # before the model loads: say what is missing at once
     except ServeDependencyError as exc:
-        typer.echo(f"error: {exc}", err=True)  # plain text: the hint has brackets
-        raise typer.Exit(1) from None
+        fail(exc)
     engine = _stream_classifier(model, device, threads, hop, window, top_k, decode, idle_timeout)
 
     def started(bound: int) -> None:

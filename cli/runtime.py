@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from restcn_infer.classifier import Classifier
@@ -40,7 +41,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def fail(message: object) -> NoReturn:
     """Print ``error: message`` on stderr and exit 1 (a file, model or device error)."""
-    err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -48,7 +49,8 @@ class _WarningHandler(logging.Handler):
     """One ``warning: ...`` line on the current stderr per logged record."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(f"[yellow]warning:[/yellow] {record.getMessage()}", soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] {escape(record.getMessage())}",
+                          soft_wrap=True)
 
 
 def show_runtime_warnings() -> None:
