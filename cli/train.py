@@ -129,6 +129,9 @@ def main(
                                         "contiguous fraction >= this of the frames.")] = 0.8,
     shift: Annotated[float, typer.Option(min=0.0, help="Augment: random translation per axis, "
                                          "max metres.")] = 0.5,
+    ema: Annotated[float, typer.Option(
+        min=0.0, max=0.9999, help="Decay of an exponential moving average of the weights, "
+        "updated every step; evaluation and checkpoint.pt use it. 0: off.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order, augmentation.")] = 0,
     device: Annotated[Device, typer.Option(help="auto: CUDA when available.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(
@@ -156,7 +159,7 @@ def main(
             label_smoothing=label_smoothing, schedule=schedule.value,
             plateau_patience=plateau_patience,
             augmentation=Augmentation(crop=crop, rotate=rotate, scale=scale, shift=shift), seed=seed,
-            layout=layout, target_joints=target_joints, channels=_channels(channels),
+            layout=layout, target_joints=target_joints, channels=_channels(channels), ema=ema,
             precision=precision.value, device=device.value, workers=workers, out=str(out),
             resume=resume, command=shlex.join(["restcn-train", *sys.argv[1:]]),
         )

@@ -18,7 +18,7 @@ def test_torchrun_two_processes_train_in_sync(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "restcn_cli.train", "--data", str(data), "--window", "16", "--epochs", "2",
-           "--batch-size", "4", "--rotate", "20", "--device", "cpu",
+           "--batch-size", "4", "--rotate", "20", "--ema", "0.9", "--device", "cpu",
            "--channels", "4,4,4,8,8,8,8,8,8", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
@@ -26,7 +26,7 @@ def test_torchrun_two_processes_train_in_sync(tmp_path):
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
-    assert metrics["replicas_identical"] is True  # sha256 of every weight equal on both ranks
+    assert metrics["replicas_identical"] is True  # sha256 of every EMA weight equal on both ranks
     assert metrics["epochs"] == 2 and metrics["val_samples"] == 9
     assert len((out / "history.csv").read_text().splitlines()) == 3
     assert result.stdout.count("epoch   2") == 1  # only rank 0 reports

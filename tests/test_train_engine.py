@@ -12,7 +12,7 @@ import torch
 from restcn_training.augment import Augmentation
 from restcn_training.checkpoint import load_checkpoint, model_from_checkpoint
 from restcn_training.data import WindowedDataset, load_training_data, mean_skeleton
-from restcn_training.engine import HISTORY_FIELDS, TrainConfig, train
+from restcn_training.engine import HISTORY_FIELDS, TrainConfig, Trainer, train
 from restcn_training.registry import model_names
 from test_data import write_tiny_pyskl
 
@@ -84,3 +84,41 @@ def test_it_learns_the_tiny_task(tmp_path):
     history = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
     assert float(history[-1]["train_loss"]) < float(history[0]["train_loss"])
     assert metrics["best_val_accuracy"] > 0.5  # chance is 1/3
+
+
+def test_ema_is_the_hand_computed_average_of_the_steps(tmp_path):
+    data = write_tiny_pyskl(tmp_path / "tiny.pkl")  # 12 training samples: 2 steps of 6
+    decay = 0.75
+    cfg = TrainConfig(data=str(data), train_split="train", val_split="val", window=16, epochs=1,
+                      batch_size=6, lr=0.1, channels=TINY, ema=decay, device="cpu",
+                      out=str(tmp_path / "run"))
+    trainer = Trainer(cfg)
+    steps = []  # the raw weights (parameters and buffers) after each optimizer step
+    update = trainer.ema.update_parameters
+
+    def record(model):
+        steps.append({k: v.clone() for k, v in model.state_dict().items()})
+        update(model)
+
+    trainer.ema.update_parameters = record
+    metrics = trainer.fit()
+
+    assert len(steps) == 2
+    first, second = steps
+    expected = {k: decay * first[k] + (1 - decay) * second[k] for k in second
+                if second[k].is_floating_point()}
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["state_dict"]
+    assert saved.keys() == second.keys()  # a plain model state dict
+    for name, tensor in expected.items():
+        torch.testing.assert_close(saved[name], tensor, rtol=1e-6, atol=1e-7, msg=name)
+    assert any(not torch.equal(saved[k], second[k]) for k in expected if "running_" not in k)
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    for name, tensor in second.items():  # last.pt keeps the raw weights beside the average
+        assert torch.equal(last["model"][name], tensor), name
+    assert last["ema"]["n_averaged"].item() == 2
+    d = trainer.data  # evaluation used the average too
+    x = torch.stack([trainer.val_set[i][0] for i in range(len(d.val.labels))])
+    with torch.no_grad():
+        logits = model_from_checkpoint(load_checkpoint(tmp_path / "run" / "checkpoint.pt"))(x)
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(d.val.labels)).item()
+    assert metrics["final_val_loss"] == pytest.approx(loss, rel=1e-5)

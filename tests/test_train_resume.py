@@ -1,4 +1,5 @@
-"""Nothing lost: a run killed with SIGKILL and resumed ends with the uninterrupted run's weights."""
+"""Nothing lost: a run killed with SIGKILL and resumed ends with the uninterrupted run's weights
+(trained and EMA)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _args(data, out) -> list[str]:
     return ["--data", str(data), "--train-split", "train", "--val-split", "val", "--window", "16",
             "--epochs", str(EPOCHS), "--batch-size", "4", "--lr", "0.05", "--schedule", "cosine",
             "--rotate", "30", "--scale", "0.1", "--crop", "0.8", "--seed", "3", "--device", "cpu",
-            "--channels", "4,4,4,8,8,8,8,8,8", "--out", str(out)]
+            "--ema", "0.9", "--channels", "4,4,4,8,8,8,8,8,8", "--out", str(out)]
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -66,6 +67,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     for name, tensor in theirs["state_dict"].items():
         assert torch.equal(ours["state_dict"][name], tensor), name
     assert ours["metrics"]["final_val_accuracy"] == theirs["metrics"]["final_val_accuracy"]
+    ours = torch.load(run / "last.pt", weights_only=True)["model"]  # the trained weights
+    theirs = torch.load(tmp_path / "reference" / "last.pt", weights_only=True)["model"]
+    for name, tensor in theirs.items():
+        assert torch.equal(ours[name], tensor), name
     lines = (run / "history.csv").read_text().splitlines()
     assert len(lines) == EPOCHS + 1
 

@@ -13,6 +13,15 @@ L1 1e-4 on every conv kernel, dropout 0.5, lr x0.1 when the validation loss plat
 coordinates (:mod:`restcn_training.augment`). The headline metric is the FINAL epoch's accuracy;
 the best epoch is reported only as such.
 
+``ema > 0`` keeps an exponential moving average of the weights, BatchNorm statistics included
+(``torch.optim.swa_utils.AveragedModel``, updated after every optimizer step:
+``ema = decay * ema + (1 - decay) * weights``, starting from the weights after the first step).
+Evaluation, metrics.json and checkpoint.pt then use the average (the checkpoint is still a plain
+model state dict); last.pt holds both. It steadies the final epoch, whose accuracy otherwise
+wobbles with the last few steps. Under DDP every rank keeps it on the unwrapped module; the
+parameters agree by construction and the averaged BatchNorm statistics are averaged over ranks
+after every epoch, like the model's own.
+
 Determinism: the data order comes from ``DistributedSampler(seed)`` (a function of seed and
 epoch), augmentation from ``(seed, epoch, index)``, dropout from the torch RNG whose state
 (with python's and numpy's, per rank) is saved in ``last.pt`` - so ``resume`` continues exactly
@@ -39,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from restcn_infer.preprocess import WINDOW_POLICIES
@@ -83,6 +93,7 @@ class TrainConfig:
     target_joints: str | None = None
     channels: tuple[int, ...] | None = None  # residual unit channels (conv1 = first); tiny models
     precision: str = "auto"
+    ema: float = 0.0  # EMA decay of the evaluated/saved weights; 0 = off
     # -- not part of the result --
     device: str = "auto"
     workers: int | None = None  # None: 0 on CPU, 4 on CUDA
@@ -96,6 +107,8 @@ class TrainConfig:
         for key in ("device", "workers", "out", "resume", "command"):
             d.pop(key)
         d["channels"] = list(self.channels) if self.channels else None
+        if not self.ema:  # off: the recipe of runs from before the option, so they still resume
+            d.pop("ema")
         return d
 
     def validate(self) -> None:
@@ -110,6 +123,7 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+            (0.0 <= self.ema < 1.0, f"ema decay must be in [0, 1), got {self.ema}"),
             (self.target_joints is None or self.model == "ms-res-tcn",
              "--target-joints only applies to --model ms-res-tcn"),
         ]
@@ -226,6 +240,8 @@ class Trainer:
         self.model = create_model(cfg.model, self.model_config)
         self.model.set_mean(torch.from_numpy(self.mean))
         self.model.to(self.ctx.device)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
+                                  use_buffers=True) if cfg.ema else None)
         _seed(cfg.seed + 7919 * self.ctx.rank)  # per-rank dropout
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
@@ -250,10 +266,16 @@ class Trainer:
                                           rank=self.ctx.rank, shuffle=True, seed=cfg.seed)
         self.loader = self._loader(self.train_set, self.sampler)
 
+    @property
+    def final_model(self) -> nn.Module:
+        """The weights that are evaluated and saved: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     # -- state ---------------------------------------------------------------------------------
     def _resume_state(self) -> dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, "kind": "resume", "recipe": self.cfg.recipe(),
                 "epoch": len(self.history), "model": self.model.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
                 "train_seconds": self.train_seconds, "train_samples": self.train_samples,
@@ -268,6 +290,8 @@ class Trainer:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
             raise ValueError(f"{path}: --resume with different arguments ({', '.join(diff)})")
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -315,10 +339,14 @@ class Trainer:
             self.scaler.scale(loss + penalty).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             correct = (logits.argmax(1) == y).sum().item()
             totals += torch.tensor([loss.item() * len(y), correct, len(y)], dtype=torch.float64)
             self.reporter.on_step(loss.item(), correct / len(y))
         distributed.average_buffers(self.ctx, self.model)
+        if self.ema is not None:
+            distributed.average_buffers(self.ctx, self.ema)
         totals = distributed.all_reduce_sum(self.ctx, totals.to(device)).cpu()
         return {"train_loss": totals[0].item() / totals[2].item(),
                 "train_acc": totals[1].item() / totals[2].item(), "samples": int(totals[2].item())}
@@ -328,14 +356,15 @@ class Trainer:
         """Validation loss, accuracy and confusion matrix (rows: true class), all ranks summed."""
         n, k = len(self.val_set), len(self.data.classes)
         shard = Subset(self.val_set, range(self.ctx.rank, n, self.ctx.world_size))
-        self.model.eval()
+        model = self.final_model
+        model.eval()
         confusion = torch.zeros(k, k, dtype=torch.float64, device=self.ctx.device)
         loss_sum = torch.zeros(1, dtype=torch.float64, device=self.ctx.device)
         for x, y in self._loader(shard, None):
             x = x.to(self.ctx.device, non_blocking=True)
             y = y.to(self.ctx.device, non_blocking=True)
             with self._autocast():
-                logits = self.model(x).float()  # (B, classes)
+                logits = model(x).float()  # (B, classes)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             confusion.view(-1).index_add_(0, y * k + logits.argmax(1),
                                           torch.ones_like(y, dtype=torch.float64))
@@ -377,7 +406,7 @@ class Trainer:
         if not self.last_eval:  # resumed a finished run
             self.last_eval = self.evaluate()
         metrics = self.metrics()
-        digests = distributed.all_gather_objects(self.ctx, _digest(self.model))
+        digests = distributed.all_gather_objects(self.ctx, _digest(self.final_model))
         metrics["replicas_identical"] = len(set(digests)) == 1
         if ctx.is_main:
             atomic_torch_save(self.checkpoint(metrics), self.out / "checkpoint.pt")
@@ -417,7 +446,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "architecture": cfg.model,
             "config": self.model_config,
-            "state_dict": self.model.state_dict(),
+            "state_dict": self.final_model.state_dict(),
             "mean": torch.from_numpy(self.mean),
             "classes": list(d.classes),
             "layout": d.layout.name,
