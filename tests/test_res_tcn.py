@@ -86,3 +86,12 @@ def test_checkpoint_round_trip_rebuilds_an_identical_model(tmp_path):
     x = torch.randn(2, 16, 60)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), model(x))
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_odd_strided_kernels_are_refused_not_silently_mispadded(kernel):
+    from restcn_training.layers import SamePadConv1d
+
+    with pytest.raises(ValueError, match="even kernels"):
+        SamePadConv1d(4, 4, kernel, stride=2)
+    assert SamePadConv1d(4, 4, kernel, stride=1).pads == keras_same_pads(10, kernel, 1)

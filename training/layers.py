@@ -18,8 +18,9 @@ def same_padding(kernel_size: int) -> tuple[int, int]:
     pads (3, 3) when T is even and (3, 4) when T is odd; padding (3, 4) always gives the same
     outputs, because with T even the last padded zero is never read (the final window ends one
     element earlier). So one static rule serves both strides, any T, training, ONNX export
-    (no shape-dependent pads in the graph) and streaming alike. ``tests/test_layers.py`` pins
-    this against the Keras formula.
+    (no shape-dependent pads in the graph) and streaming alike. ``tests/test_res_tcn.py`` pins
+    this against the Keras formula. For odd k > 1 at stride 2 Keras pads differently, so
+    :class:`SamePadConv1d` refuses that combination instead of silently disagreeing.
     """
     return (kernel_size - 1) // 2, kernel_size // 2
 
@@ -29,6 +30,9 @@ class SamePadConv1d(nn.Conv1d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  bias: bool = True) -> None:
+        if stride > 1 and kernel_size > 1 and kernel_size % 2:
+            raise ValueError(f"kernel {kernel_size} at stride {stride}: the static padding "
+                             "matches Keras 'same' only for even kernels (or 1x1) when strided")
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0,
                          bias=bias)
         self.pads = same_padding(kernel_size)
