@@ -64,9 +64,16 @@ class Augmentation:
         offset = rng.uniform(-self.shift, self.shift, 3)  # (3,)
         c, s = np.cos(angle), np.sin(angle)
         rotation = factor * np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # (3, 3)
-        present = np.any(seq != 0, axis=-1, keepdims=True)  # (M, T', V, 1)
-        if not present.any():
-            return seq.astype(np.float32, copy=False)
-        center = seq[present[..., 0]].mean(axis=0)  # (3,)
-        moved = (seq - center) @ rotation.T + center + offset  # (M, T', V, 3)
-        return np.where(present, moved, 0.0).astype(np.float32)
+        seq = seq.astype(np.float32, copy=False)
+        points = seq.reshape(-1, 3)  # (M*T'*V, 3)
+        # numpy's reductions over a length-3 last axis are slow: compare columns, sum by BLAS
+        present = (points[:, 0] != 0) | (points[:, 1] != 0) | (points[:, 2] != 0)  # (N,)
+        count = np.count_nonzero(present)
+        if count == 0:
+            return seq
+        # absent joints are all-zero, so the sum over all points is the sum over the present
+        center = np.ones(len(points), np.float32) @ points / np.float32(count)  # (3,)
+        moved = (points - center) @ rotation.T.astype(np.float32)  # (N, 3)
+        moved += (center + offset).astype(np.float32)
+        moved *= present[:, None]  # absent joints stay exactly zero
+        return moved.reshape(seq.shape)  # (M, T', V, 3)
