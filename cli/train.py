@@ -58,22 +58,15 @@ class RichReporter:
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
         self.task = None
-        self.loss = self.acc = 0.0
-        self.steps = 0
 
     def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
-        self.loss = self.acc = 0.0
-        self.steps = 0
         if self.progress is not None:
             self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps,
                                                loss=0.0, acc=0.0)
 
-    def on_step(self, loss: float, accuracy: float) -> None:
-        self.steps += 1
-        self.loss += (loss - self.loss) / self.steps
-        self.acc += (accuracy - self.acc) / self.steps
+    def on_step(self, step: int, loss: float, accuracy: float) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, advance=1, loss=self.loss, acc=self.acc)
+            self.progress.update(self.task, completed=step, loss=loss, acc=accuracy)
 
     def on_epoch_end(self, row: dict[str, float]) -> None:
         if self.progress is not None:
@@ -137,7 +130,8 @@ def main(
     precision: Annotated[Precision, typer.Option(
         help="auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU.")] = Precision.auto,
     workers: Annotated[Optional[int], typer.Option(
-        min=0, help="DataLoader workers (default 0 on CPU, 4 on CUDA).")] = None,
+        min=0, help="DataLoader workers (default 0 on CPU; on CUDA the CPUs per "
+        "local process, at most 8).")] = None,
     layout: Annotated[Optional[str], typer.Option(
         help="Joint layout (ntu25, kinect20); default from the data.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(

@@ -20,6 +20,7 @@ class Context:
     rank: int
     world_size: int
     device: torch.device
+    local_world_size: int = 1  # processes on this machine (they share its CPUs)
 
     @property
     def is_main(self) -> bool:
@@ -53,7 +54,9 @@ def setup(device: str) -> Context:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Context(rank=rank, world_size=world_size, device=dev)
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return Context(rank=rank, world_size=world_size, device=dev,
+                   local_world_size=local_world_size)
 
 
 def cleanup(ctx: Context) -> None:

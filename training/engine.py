@@ -96,7 +96,7 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the evaluated/saved weights; 0 = off
     # -- not part of the result --
     device: str = "auto"
-    workers: int | None = None  # None: 0 on CPU, 4 on CUDA
+    workers: int | None = None  # None: 0 on CPU; on CUDA the CPUs per local rank, at most 8
     out: str = "runs/run"
     resume: bool = False
     command: str = ""
@@ -137,7 +137,9 @@ class Reporter(Protocol):
 
     def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None: ...
 
-    def on_step(self, loss: float, accuracy: float) -> None: ...
+    def on_step(self, step: int, loss: float, accuracy: float) -> None:
+        """``step`` batches of the epoch done; running mean loss and accuracy over them. Called
+        after every step on CPU, every few steps on CUDA (each call waits for the GPU)."""
 
     def on_epoch_end(self, row: dict[str, float]) -> None: ...
 
@@ -146,7 +148,7 @@ class SilentReporter:
     def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
         pass
 
-    def on_step(self, loss: float, accuracy: float) -> None:
+    def on_step(self, step: int, loss: float, accuracy: float) -> None:
         pass
 
     def on_epoch_end(self, row: dict[str, float]) -> None:
@@ -314,7 +316,9 @@ class Trainer:
 
     def _loader(self, dataset, sampler) -> DataLoader:
         cuda = self.ctx.device.type == "cuda"
-        workers = self.cfg.workers if self.cfg.workers is not None else (4 if cuda else 0)
+        workers = self.cfg.workers
+        if workers is None:  # on CUDA the loader, not the GPU, is the bottleneck of small models
+            workers = min(8, len(os.sched_getaffinity(0)) // self.ctx.local_world_size) if cuda else 0
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler,
                           num_workers=workers, pin_memory=cuda)
 
@@ -326,9 +330,13 @@ class Trainer:
         model, loader = self.ddp_model, self.loader
         kernels = self.model.conv_kernels()
         model.train()
-        totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
-        self.reporter.on_epoch_start(epoch, cfg.epochs, len(loader))
-        for x, y in loader:
+        # running sums stay on the device: reading them (.tolist()) waits for the GPU, so on
+        # CUDA that happens only every `report_every` steps
+        sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct
+        seen, steps = 0, len(loader)
+        report_every = 1 if device.type == "cpu" else 25
+        self.reporter.on_epoch_start(epoch, cfg.epochs, steps)
+        for step, (x, y) in enumerate(loader, 1):
             x = x.to(device, non_blocking=True)  # (B, T, D)
             y = y.to(device, non_blocking=True)  # (B,)
             with self._autocast():
@@ -341,15 +349,18 @@ class Trainer:
             self.scaler.update()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            correct = (logits.argmax(1) == y).sum().item()
-            totals += torch.tensor([loss.item() * len(y), correct, len(y)], dtype=torch.float64)
-            self.reporter.on_step(loss.item(), correct / len(y))
+            seen += len(y)
+            sums += torch.stack([loss.detach().double() * len(y),
+                                 (logits.argmax(1) == y).sum().double()])
+            if step % report_every == 0 or step == steps:
+                loss_sum, correct = sums.tolist()
+                self.reporter.on_step(step, loss_sum / seen, correct / seen)
         distributed.average_buffers(self.ctx, self.model)
         if self.ema is not None:
             distributed.average_buffers(self.ctx, self.ema)
-        totals = distributed.all_reduce_sum(self.ctx, totals.to(device)).cpu()
-        return {"train_loss": totals[0].item() / totals[2].item(),
-                "train_acc": totals[1].item() / totals[2].item(), "samples": int(totals[2].item())}
+        totals = torch.cat([sums, sums.new_tensor([seen])])  # loss sum, correct, count
+        loss_sum, correct, count = distributed.all_reduce_sum(self.ctx, totals).tolist()
+        return {"train_loss": loss_sum / count, "train_acc": correct / count, "samples": int(count)}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
