@@ -1,9 +1,10 @@
 """Does the targeted refinement help? Res-TCN vs MS-Res-TCN (hands), same recipe, 3 seeds each.
 
     python benchmarks/fix_experiment.py [--epochs N] [--seeds 0,1,2] [--out runs/fix]
+                                        [--parallel N --lock '']   # e.g. on a GPU machine
 
-Trains, one run at a time and each under ``flock /tmp/restcn-cpu.lock``, with restcn-train's
-default recipe (``--epochs`` may be cut and ``--train-args`` added, always for both models
+Trains, one run at a time and each under ``flock /tmp/restcn-cpu.lock`` (``--parallel`` runs
+several at once, ``--lock ''`` drops the lock), with restcn-train's default recipe (``--epochs`` may be cut and ``--train-args`` added, always for both models
 alike)::
 
     <out>/<dataset>/<model>/seed<k>/   (checkpoint.pt, metrics.json, history.csv, train.log)
@@ -23,6 +24,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from restcn_training.compare import compare_runs
@@ -38,9 +40,9 @@ LOCK = "/tmp/restcn-cpu.lock"
 
 
 def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | None,
-                  extra: list[str]) -> list[str]:
+                  extra: list[str], lock: str = LOCK) -> list[str]:
     data, train_split, val_split = DATASETS[dataset]
-    cmd = ["flock", LOCK, "restcn-train", "--data", str(data), "--train-split", train_split,
+    cmd = (["flock", lock] if lock else []) + ["restcn-train", "--data", str(data), "--train-split", train_split,
            "--val-split", val_split, "--model", model, "--seed", str(seed), "--out", str(out)]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
@@ -52,6 +54,7 @@ def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | 
 
 def run_all(args: argparse.Namespace) -> None:
     """Seed-major order, so an interrupted sweep still holds complete (baseline, refined) pairs."""
+    todo = []
     for seed in args.seeds:
         for dataset in args.datasets:
             for model in MODELS:
@@ -59,18 +62,28 @@ def run_all(args: argparse.Namespace) -> None:
                 if (out / "metrics.json").exists():
                     continue
                 cmd = train_command(dataset, model, seed, out, args.epochs,
-                                    shlex.split(args.train_args))
+                                    shlex.split(args.train_args), args.lock)
                 print("$", shlex.join(cmd), flush=True)
-                if args.dry_run:
-                    continue
-                out.mkdir(parents=True, exist_ok=True)
-                with open(out / "train.log", "a") as log:
-                    done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-                if done.returncode != 0:
-                    sys.exit(f"training failed ({done.returncode}); see {out / 'train.log'}")
-                metrics = json.loads((out / "metrics.json").read_text())
-                print(f"  final val accuracy {metrics['final_val_accuracy']:.4f}, "
-                      f"{metrics['train_seconds']:.0f} s", flush=True)
+                if not args.dry_run:
+                    todo.append((cmd, out))
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        failed = [out for out in pool.map(lambda job: run_one(*job), todo) if out is not None]
+    if failed:
+        sys.exit("training failed; see " + ", ".join(str(out / "train.log") for out in failed))
+
+
+def run_one(cmd: list[str], out: Path) -> Path | None:
+    """Train one run into ``out``; its path when it failed, else None."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.log", "a") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        print(f"  {out}: training failed ({done.returncode})", flush=True)
+        return out
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(f"  {out}: final val accuracy {metrics['final_val_accuracy']:.4f}, "
+          f"{metrics['train_seconds']:.0f} s", flush=True)
+    return None
 
 
 def summarise(args: argparse.Namespace) -> dict:
@@ -113,6 +126,10 @@ def main() -> None:
                         default=[0, 1, 2])
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS))
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "fix")
+    parser.add_argument("--parallel", type=int, default=1, help="runs trained at once")
+    parser.add_argument("--lock", default=LOCK,
+                        help="flock file around each run, so CPU benchmarks don't overlap "
+                        "('' for none)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument("--summary-only", action="store_true", help="train nothing")
     args = parser.parse_args()

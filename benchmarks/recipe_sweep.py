@@ -1,0 +1,117 @@
+"""Which recipe changes generalise? Res-TCN on NW-UCLA and UTD-MHAD, several seeds per variant.
+
+    python benchmarks/recipe_sweep.py [--variants base,rot90,...] [--seeds 0,1,2]
+                                      [--parallel N --lock ''] [--deadline SECONDS]
+                                      [--train-args '--device cuda --workers 1']
+
+Each variant is a set of restcn-train options added to the default recipe, the same for both
+datasets, except that UTD-MHAD (about 430 training sequences) runs 1.5x the epochs of
+NW-UCLA (about 1000), so both see a similar number of optimizer steps. Runs go to
+``<out>/<dataset>/<variant>/seed<k>/`` in seed-major order, so a sweep cut short by
+``--deadline`` (no new run starts after it) still compares every variant on the first seeds;
+finished runs are skipped when the sweep is run again. It prints the final validation
+accuracy, mean ± std over seeds, per variant and dataset, and writes ``<out>/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from fix_experiment import DATASETS, LOCK, REPO, run_one, train_command
+
+BASE_EPOCHS = {"nw_ucla": 100, "utd_mhad": 150}
+VARIANTS = {  # name: restcn-train options on top of the defaults (EPOCHS: scaled epochs)
+    "base": [],
+    "long": ["EPOCHS", "1.5"],
+    "rot90": ["--rotate", "90", "--shift", "0.8"],
+    "wd5e-4": ["--weight-decay", "5e-4"],
+    "lr0.02": ["--lr", "0.02"],
+    "nols": ["--label-smoothing", "0"],
+    "b64lr0.02": ["--batch-size", "64", "--lr", "0.02"],
+    "window100": ["--window", "100"],
+    "drop0.3": ["--dropout", "0.3"],
+    "crop0.5": ["--crop", "0.5"],
+    "scale0.2": ["--scale", "0.2"],
+    "plateau": ["--schedule", "plateau"],  # the paper's schedule
+}
+
+
+def variant_command(dataset: str, variant: str, seed: int, out: Path, extra: list[str],
+                    lock: str) -> list[str]:
+    options = list(VARIANTS[variant])
+    epochs = BASE_EPOCHS[dataset]
+    if options[:1] == ["EPOCHS"]:
+        epochs, options = round(epochs * float(options[1])), options[2:]
+    return train_command(dataset, "res-tcn", seed, out, epochs, options + extra, lock)
+
+
+def summarise(args: argparse.Namespace) -> dict:
+    summary: dict = {}
+    print(f"\nfinal validation accuracy, mean ± std over seeds ({args.out})")
+    print(f"{'variant':10} " + " ".join(f"{d:>24}" for d in args.datasets))
+    for variant in args.variants:
+        cells = []
+        for dataset in args.datasets:
+            runs = sorted((args.out / dataset / variant).glob("seed*/metrics.json"))
+            accs = [json.loads(p.read_text())["final_val_accuracy"] for p in runs]
+            secs = [json.loads(p.read_text())["train_seconds"] for p in runs]
+            if not accs:
+                cells.append(f"{'-':>24}")
+                continue
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            summary.setdefault(variant, {})[dataset] = {
+                "mean": statistics.fmean(accs), "std": std, "accuracies": accs,
+                "train_seconds": statistics.fmean(secs)}
+            cells.append(f"{statistics.fmean(accs):.4f} ± {std:.4f} (n={len(accs)})".rjust(24))
+        print(f"{variant:10} " + " ".join(cells))
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", type=lambda s: s.split(","), default=list(VARIANTS))
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[0, 1, 2])
+    parser.add_argument("--datasets", type=lambda s: s.split(","), default=list(DATASETS))
+    parser.add_argument("--train-args", default="", help="more restcn-train options, every run")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "recipe")
+    parser.add_argument("--parallel", type=int, default=1, help="runs trained at once")
+    parser.add_argument("--lock", default=LOCK, help="flock file around each run ('' for none)")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="seconds after which no new run starts")
+    args = parser.parse_args()
+    for name, known in (("variants", VARIANTS), ("datasets", DATASETS)):
+        unknown = set(getattr(args, name)) - set(known)
+        if unknown:
+            parser.error(f"unknown {name} {sorted(unknown)}; expected {sorted(known)}")
+
+    stop_at = float("inf") if args.deadline is None else time.monotonic() + args.deadline
+    jobs = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            for dataset in args.datasets:
+                out = args.out / dataset / variant / f"seed{seed}"
+                if not (out / "metrics.json").exists():
+                    jobs.append((variant_command(dataset, variant, seed, out,
+                                                 shlex.split(args.train_args), args.lock), out))
+
+    def run_before_deadline(job):
+        if time.monotonic() > stop_at:
+            return None
+        print("$", shlex.join(job[0]), flush=True)
+        return run_one(*job)
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        list(pool.map(run_before_deadline, jobs))
+    summarise(args)
+
+
+if __name__ == "__main__":
+    main()
