@@ -61,7 +61,8 @@ class Classifier:
     """An exported restcn model over one onnxruntime session.
 
     Args:
-        model: an ``.onnx`` file written by ``restcn-export``; ``None``: the bundled model.
+        model: an ``.onnx`` file written by ``restcn-export``, or the name of a bundled model
+            (``ms-res-tcn``, ``res-tcn``); ``None``: the default bundled model.
         device: ``auto`` (CUDA, else CPU with one logged line), ``cuda`` or ``cpu``.
         threads: onnxruntime intra-op threads; ``None``: one per physical core.
 
@@ -73,11 +74,9 @@ class Classifier:
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, device: str = "auto",
                  threads: int | None = None) -> None:
-        if model is None:
-            from restcn_infer.models import default_model_path
+        from restcn_infer.models import resolve_model
 
-            model = default_model_path()
-        self.model_path = Path(model)
+        self.model_path = resolve_model(model)
         if self.model_path.is_dir():
             raise ModelError(f"{self.model_path}: is a directory, expected an .onnx model file")
         if not self.model_path.is_file():

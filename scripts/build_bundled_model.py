@@ -1,7 +1,7 @@
-"""Rebuild the bundled model ``restcn_infer/models/res_tcn_nw_ucla.onnx`` and ``examples/``.
+"""Rebuild a bundled model (``restcn_infer/models/*.onnx``) and ``examples/``.
 
-    flock /tmp/restcn-cpu.lock python scripts/build_bundled_model.py \
-        [--checkpoint runs/bundled-nw-ucla/checkpoint.pt] [--data ../shared/data/nw_ucla/nw_ucla.pkl]
+    flock /tmp/restcn-cpu.lock python scripts/build_bundled_model.py --name ms-res-tcn \
+        --checkpoint RUN/checkpoint.pt [--data ../shared/data/nw_ucla/nw_ucla.pkl]
 
 The checkpoint comes from ``restcn-train`` on NW-UCLA's ``train`` split (views 1+2); its
 training command and metrics travel into the model's metadata. Steps:
@@ -12,7 +12,7 @@ training command and metrics travel into the model's metadata. Steps:
    path ``restcn-infer classify`` takes);
 3. ship ``fp16`` if it is within 0.5 points of ``fp32`` (else ``fp32``);
 4. save one ``val`` sequence of three classes as ``examples/nw_ucla_<class>.npy`` (float32
-   (M, T, V, 3)): the first of each class the shipped model classifies correctly.
+   (M, T, V, 3)): the first of each class that every bundled model classifies correctly.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from restcn_export.onnx_export import export_onnx
 from restcn_infer.classifier import Classifier
-from restcn_infer.models import BUNDLED_MODEL
+from restcn_infer.models import BUNDLED_MODELS
 from restcn_infer.readers.pyskl import read_pyskl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +42,9 @@ def accuracy(clf: Classifier, annotations) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path,
-                        default=REPO / "runs" / "bundled-nw-ucla" / "checkpoint.pt")
+    parser.add_argument("--name", choices=list(BUNDLED_MODELS), required=True,
+                        help="which bundled model to replace")
+    parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path,
                         default=REPO.parent / "shared" / "data" / "nw_ucla" / "nw_ucla.pkl")
     parser.add_argument("--split", default="val")
@@ -62,17 +63,18 @@ def main() -> None:
                   f"({len(val)} sequences)")
         drop = results["fp32"][1] - results["fp16"][1]
         chosen = "fp16" if drop <= MAX_DROP_POINTS else "fp32"
-        target = REPO / "restcn_infer" / "models" / BUNDLED_MODEL
+        target = REPO / "restcn_infer" / "models" / BUNDLED_MODELS[args.name]
         shutil.copyfile(results[chosen][0].path, target)
         print(f"shipped {chosen} ({drop:+.2f} points vs fp32 dropped) -> {target}")
 
-    clf = Classifier(target, device="cpu")
+    models = [Classifier(target.parent / file, device="cpu") for file in BUNDLED_MODELS.values()
+              if (target.parent / file).is_file()]
     examples = REPO / "examples"
     examples.mkdir(exist_ok=True)
     for name in EXAMPLE_CLASSES:
-        label = clf.metadata.classes.index(name)
+        label = models[0].metadata.classes.index(name)
         for ann in (a for a in val if a.label == label):
-            if clf.classify([ann.keypoint], top_k=1)[0][0].label == label:
+            if all(m.classify([ann.keypoint], top_k=1)[0][0].label == label for m in models):
                 path = examples / f"nw_ucla_{name.replace(' ', '_')}.npy"
                 np.save(path, ann.keypoint.astype(np.float32))
                 print(f"example {path.name}: {ann.frame_dir}, {ann.keypoint.shape}")

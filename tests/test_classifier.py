@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,14 +198,31 @@ def test_threads_must_be_positive(model_path):
         Classifier(model_path, device="cpu", threads=0)
 
 
-def test_bundled_model_classifies_the_examples():
-    """The shipped model and examples: each example is a val (view 3) sequence of its class."""
+@pytest.mark.parametrize("name", [None, "ms-res-tcn", "res-tcn"])
+def test_bundled_models_classify_the_examples(name):
+    """The shipped models and examples: each example is a val (view 3) sequence of its class.
+    ``None`` is the default, the refined MS-Res-TCN; the baseline is there by name."""
     from pathlib import Path
 
     examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("nw_ucla_*.npy"))
     assert len(examples) == 3
-    clf = Classifier(device="cpu")
-    assert clf.model_path.name == "res_tcn_nw_ucla.onnx" and clf.metadata.layout == "kinect20"
+    clf = Classifier(name, device="cpu")
+    expected = {None: "ms_res_tcn_nw_ucla.onnx", "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx",
+                "res-tcn": "res_tcn_nw_ucla.onnx"}[name]
+    assert clf.model_path.name == expected and clf.metadata.layout == "kinect20"
+    assert clf.metadata.architecture == (name or "ms-res-tcn")
     results = list(clf.classify_files(examples, top_k=1))
     names = [p.stem.removeprefix("nw_ucla_").replace("_", " ") for p in examples]
     assert [r.top[0].name for r in results] == names
+
+
+def test_a_file_named_like_a_bundled_model_wins_and_unknown_names_are_paths(tmp_path,
+                                                                            monkeypatch,
+                                                                            model_path):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(model_path, tmp_path / "res-tcn")
+    assert Classifier("res-tcn", device="cpu").model_path == Path("res-tcn")
+    with pytest.raises(ModelError, match="no-such-model: no such model file"):
+        Classifier("no-such-model", device="cpu")
