@@ -30,6 +30,7 @@ VARIANTS = {  # name: restcn-train options on top of the defaults (EPOCHS: scale
     "base": [],
     "long": ["EPOCHS", "1.5"],
     "rot90": ["--rotate", "90", "--shift", "0.8"],
+    "tilt15": ["--tilt", "15"],
     "wd5e-4": ["--weight-decay", "5e-4"],
     "lr0.02": ["--lr", "0.02"],
     "nols": ["--label-smoothing", "0"],

@@ -122,6 +122,8 @@ def main(
                                         "contiguous fraction >= this of the frames.")] = 0.8,
     shift: Annotated[float, typer.Option(min=0.0, help="Augment: random translation per axis, "
                                          "max metres.")] = 0.5,
+    tilt: Annotated[float, typer.Option(min=0.0, max=90.0, help="Augment: random tilt about "
+                                        "the horizontal axis (camera height), max degrees.")] = 0.0,
     ema: Annotated[float, typer.Option(
         min=0.0, max=0.9999, help="Decay of an exponential moving average of the weights, "
         "updated every step; evaluation and checkpoint.pt use it. 0: off.")] = 0.0,
@@ -152,7 +154,8 @@ def main(
             batch_size=batch_size, lr=lr, l1=l1, weight_decay=weight_decay, dropout=dropout,
             label_smoothing=label_smoothing, schedule=schedule.value,
             plateau_patience=plateau_patience,
-            augmentation=Augmentation(crop=crop, rotate=rotate, scale=scale, shift=shift), seed=seed,
+            augmentation=Augmentation(crop=crop, rotate=rotate, scale=scale, shift=shift,
+                                      tilt=tilt), seed=seed,
             layout=layout, target_joints=target_joints, channels=_channels(channels), ema=ema,
             precision=precision.value, device=device.value, workers=workers, out=str(out),
             resume=resume, command=shlex.join(["restcn-train", *sys.argv[1:]]),

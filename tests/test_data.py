@@ -175,3 +175,22 @@ def test_shift_moves_every_present_joint_by_one_offset():
     np.testing.assert_allclose(moved, np.broadcast_to(moved[0], moved.shape), atol=1e-6)
     assert np.all(np.abs(moved[0]) <= 0.5) and np.any(moved[0] != 0)
     assert np.all(out[0, :, 3] == 0)
+
+
+def test_tilt_turns_about_the_horizontal_axis_only():
+    rng = np.random.default_rng(0)
+    seq = rng.normal(0, 1, (1, 9, 20, 3)).astype(np.float32)
+    seq[0, :, 4] = 0.0  # a joint never tracked
+    out = Augmentation(tilt=30)(seq, np.random.default_rng(1))
+    assert np.all(out[0, :, 4] == 0)
+    present = np.ones(20, bool)
+    present[4] = False
+    center = seq[0][:, present].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(out[0][:, present, 0], seq[0][:, present, 0], atol=1e-5)  # x stays
+    d_in = seq[0][:, present, 1:] - center[1:]  # (y, z) about the centroid
+    d_out = out[0][:, present, 1:] - center[1:]
+    np.testing.assert_allclose(np.linalg.norm(d_out, axis=-1), np.linalg.norm(d_in, axis=-1),
+                               rtol=1e-4, atol=1e-5)
+    angle = np.arctan2(d_out[..., 1], d_out[..., 0]) - np.arctan2(d_in[..., 1], d_in[..., 0])
+    angle = np.rad2deg((angle + np.pi) % (2 * np.pi) - np.pi)
+    assert np.allclose(angle, angle.flat[0], atol=1e-2) and 0 < abs(angle.flat[0]) <= 30

@@ -7,6 +7,8 @@ augmentations only show the network more of what raw data can look like.
   window policy then resamples or pads it as at inference, so a crop also varies the speed.
 - ``rotate``: turn the whole sequence by an angle ~ U(-rotate, rotate) degrees about the
   vertical (y) axis through its centroid, i.e. see the same action from another viewpoint.
+- ``tilt``: then tip it forward/back by ~ U(-tilt, tilt) degrees about the horizontal (x) axis,
+  as a camera mounted higher or lower would see it.
 - ``scale``: scale it by ~ U(1 - scale, 1 + scale) about the same centroid (body size).
 - ``shift``: move it by ~ U(-shift, shift) metres along each axis (where the sensor stands).
 
@@ -30,6 +32,7 @@ class Augmentation:
     rotate: float = 0.0  # max |angle| in degrees about the vertical axis
     scale: float = 0.0  # max relative change of size, in [0, 1)
     shift: float = 0.0  # max translation per axis, metres
+    tilt: float = 0.0  # max |angle| in degrees about the horizontal (x) axis
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crop <= 1.0:
@@ -40,10 +43,13 @@ class Augmentation:
             raise ValueError(f"scale must be in [0, 1), got {self.scale}")
         if self.shift < 0.0:
             raise ValueError(f"shift must be >= 0, got {self.shift}")
+        if not 0.0 <= self.tilt <= 90.0:
+            raise ValueError(f"tilt must be in [0, 90] degrees, got {self.tilt}")
 
     @property
     def enabled(self) -> bool:
-        return self.crop < 1.0 or self.rotate > 0.0 or self.scale > 0.0 or self.shift > 0.0
+        return (self.crop < 1.0 or self.rotate > 0.0 or self.scale > 0.0 or self.shift > 0.0
+                or self.tilt > 0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,13 +63,17 @@ class Augmentation:
             keep = max(1, round(t * rng.uniform(self.crop, 1.0)))
             first = int(rng.integers(0, t - keep + 1))
             seq = seq[:, first:first + keep]
-        if self.rotate == 0.0 and self.scale == 0.0 and self.shift == 0.0:
+        if self.rotate == 0.0 and self.scale == 0.0 and self.shift == 0.0 and self.tilt == 0.0:
             return seq.astype(np.float32, copy=False)
         angle = np.deg2rad(rng.uniform(-self.rotate, self.rotate))
         factor = rng.uniform(1.0 - self.scale, 1.0 + self.scale)
         offset = rng.uniform(-self.shift, self.shift, 3)  # (3,)
         c, s = np.cos(angle), np.sin(angle)
         rotation = factor * np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # (3, 3)
+        if self.tilt > 0.0:  # drawn last, so runs without tilt keep their random streams
+            a = np.deg2rad(rng.uniform(-self.tilt, self.tilt))
+            ca, sa = np.cos(a), np.sin(a)
+            rotation = np.array([[1.0, 0.0, 0.0], [0.0, ca, -sa], [0.0, sa, ca]]) @ rotation
         seq = seq.astype(np.float32, copy=False)
         points = seq.reshape(-1, 3)  # (M*T'*V, 3)
         # numpy's reductions over a length-3 last axis are slow: compare columns, sum by BLAS
