@@ -123,7 +123,7 @@ def main(
     shift: Annotated[float, typer.Option(min=0.0, help="Augment: random translation per axis, "
                                          "max metres.")] = 0.5,
     tilt: Annotated[float, typer.Option(min=0.0, max=90.0, help="Augment: random tilt about "
-                                        "the horizontal axis (camera height), max degrees.")] = 0.0,
+                                        "the horizontal axis (camera height), max degrees.")] = 15.0,
     ema: Annotated[float, typer.Option(
         min=0.0, max=0.9999, help="Decay of an exponential moving average of the weights, "
         "updated every step; evaluation and checkpoint.pt use it. 0: off.")] = 0.0,

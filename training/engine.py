@@ -62,7 +62,7 @@ from restcn_training.res_tcn import ResTCNConfig
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 SCHEDULES = ("cosine", "plateau")
 #: The default recipe's augmentation (tuned on NW-UCLA cross-view / UTD-MHAD cross-subject).
-DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5)
+DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5, tilt=15.0)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
