@@ -108,8 +108,8 @@ def _print_table(results: list) -> None:
 
 def info(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An .onnx model written by restcn-export, or a bundled model by name: ms-res-tcn "
-        "(the default) or res-tcn.")] = None,
+        help="An .onnx model written by restcn-export, or a bundled model by name: res-tcn "
+        "(the default) or ms-res-tcn.")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Show what MODEL says about itself: architecture, layout, classes, training, metrics."""

@@ -31,7 +31,7 @@ class Device(str, Enum):
 
 ModelOption = Annotated[Optional[Path], typer.Option(
     "--model", "-m", help="An .onnx model written by restcn-export, or a bundled NW-UCLA model "
-    "by name: ms-res-tcn (the default) or res-tcn.", dir_okay=True)]
+    "by name: res-tcn (the default) or ms-res-tcn.", dir_okay=True)]
 DeviceOption = Annotated[Device, typer.Option(
     help="auto: CUDA when onnxruntime can start it, else CPU; cuda: require CUDA; cpu: CPU only.")]
 ThreadsOption = Annotated[Optional[int], typer.Option(

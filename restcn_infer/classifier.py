@@ -62,7 +62,7 @@ class Classifier:
 
     Args:
         model: an ``.onnx`` file written by ``restcn-export``, or the name of a bundled model
-            (``ms-res-tcn``, ``res-tcn``); ``None``: the default bundled model.
+            (``res-tcn``, ``ms-res-tcn``); ``None``: the default bundled model.
         device: ``auto`` (CUDA, else CPU with one logged line), ``cuda`` or ``cpu``.
         threads: onnxruntime intra-op threads; ``None``: one per physical core.
 

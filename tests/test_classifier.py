@@ -201,16 +201,16 @@ def test_threads_must_be_positive(model_path):
 @pytest.mark.parametrize("name", [None, "ms-res-tcn", "res-tcn"])
 def test_bundled_models_classify_the_examples(name):
     """The shipped models and examples: each example is a val (view 3) sequence of its class.
-    ``None`` is the default, the refined MS-Res-TCN; the baseline is there by name."""
+    ``None`` is the default, Res-TCN; the refined MS-Res-TCN is there by name."""
     from pathlib import Path
 
     examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("nw_ucla_*.npy"))
     assert len(examples) == 3
     clf = Classifier(name, device="cpu")
-    expected = {None: "ms_res_tcn_nw_ucla.onnx", "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx",
+    expected = {None: "res_tcn_nw_ucla.onnx", "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx",
                 "res-tcn": "res_tcn_nw_ucla.onnx"}[name]
     assert clf.model_path.name == expected and clf.metadata.layout == "kinect20"
-    assert clf.metadata.architecture == (name or "ms-res-tcn")
+    assert clf.metadata.architecture == (name or "res-tcn")
     results = list(clf.classify_files(examples, top_k=1))
     names = [p.stem.removeprefix("nw_ucla_").replace("_", " ") for p in examples]
     assert [r.top[0].name for r in results] == names

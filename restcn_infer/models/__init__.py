@@ -1,12 +1,12 @@
 """The models bundled with the package, so ``restcn-infer classify FILE`` works right after install.
 
-Both were trained on NW-UCLA (cross-view train split, views 1+2) by ``restcn-train`` with the
-default recipe and exported by ``scripts/build_bundled_model.sh``; each one's metadata records
-its training command and accuracy (``restcn-infer info NAME``):
+Both were trained on NW-UCLA (cross-view train split, views 1+2) by ``restcn-train``, seed 0,
+and exported by ``scripts/build_bundled_model.sh``; each one's metadata records its exact
+training command, recipe and accuracy (``restcn-infer info NAME``):
 
-- ``ms-res-tcn`` (the default): MS-Res-TCN, the refined model with a targeted stream on the
-  hands; better on NW-UCLA view 3 (see README, "Fix").
-- ``res-tcn``: the plain Res-TCN baseline, half the size and about twice as fast.
+- ``res-tcn`` (the default): the plain Res-TCN with the default recipe.
+- ``ms-res-tcn``: MS-Res-TCN, the refined model with a targeted stream on the hands; better on
+  the hand classes, not clearly better overall (README, "Fix"), twice the size and cost.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 from restcn_infer.errors import ModelError
 
 BUNDLED_MODELS = {  # name: file beside this module
-    "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx",
     "res-tcn": "res_tcn_nw_ucla.onnx",
+    "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx",
 }
-DEFAULT_MODEL = "ms-res-tcn"
+DEFAULT_MODEL = "res-tcn"
 
 
 def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
