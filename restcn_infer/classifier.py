@@ -80,7 +80,10 @@ class Classifier:
         if self.model_path.is_dir():
             raise ModelError(f"{self.model_path}: is a directory, expected an .onnx model file")
         if not self.model_path.is_file():
-            raise ModelError(f"{self.model_path}: no such model file")
+            from restcn_infer.models import BUNDLED_MODELS
+
+            raise ModelError(f"{self.model_path}: no such model file (bundled models by name: "
+                             f"{', '.join(BUNDLED_MODELS)})")
         self.session = create_session(self.model_path, device=device, threads=threads)
         self.metadata = load_model_metadata(self.session, str(self.model_path))
         self.providers: list[str] = self.session.get_providers()
