@@ -27,10 +27,10 @@ from fix_experiment import DATASETS, LOCK, REPO, run_one, train_command
 
 BASE_EPOCHS = {"nw_ucla": 100, "utd_mhad": 150}
 VARIANTS = {  # name: restcn-train options on top of the defaults (EPOCHS: scaled epochs)
-    "base": [],
+    "default": [],
+    "tilt0": ["--tilt", "0"],  # the default recipe before --tilt
     "long": ["EPOCHS", "1.5"],
     "rot90": ["--rotate", "90", "--shift", "0.8"],
-    "tilt15": ["--tilt", "15"],
     "wd5e-4": ["--weight-decay", "5e-4"],
     "lr0.02": ["--lr", "0.02"],
     "nols": ["--label-smoothing", "0"],
