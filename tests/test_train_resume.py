@@ -84,3 +84,23 @@ def test_resume_refuses_other_arguments(tmp_path):
     args[args.index("--lr") + 1] = "0.1"
     result = runner.invoke(app, [*args, "--resume"])
     assert result.exit_code == 1 and "different arguments (lr)" in result.output
+
+
+def test_a_run_recorded_before_later_options_resumes_with_them_off(tmp_path):
+    """last.pt from before --ema and --tilt existed: its recipe lacks them, and they were off."""
+    data = write_tiny_pyskl(tmp_path / "tiny.pkl", per_class=4)
+    runner = CliRunner()
+    args = _args(data, tmp_path / "run")
+    args[args.index("--epochs") + 1] = "1"
+    args[args.index("--ema") + 1] = "0"
+    args += ["--tilt", "0"]
+    assert runner.invoke(app, args).exit_code == 0
+    last = tmp_path / "run" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["recipe"]["ema"], state["recipe"]["augmentation"]["tilt"]
+    torch.save(state, last)
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    args[args.index("--tilt") + 1] = "15"
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 1 and "different arguments (augmentation.tilt)" in result.output

@@ -64,6 +64,9 @@ SCHEDULES = ("cosine", "plateau")
 #: The default recipe's augmentation (tuned on NW-UCLA cross-view / UTD-MHAD cross-subject).
 DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5, tilt=15.0)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Recipe fields added after runs were recorded (flattened name: the value that behaves as the
+#: older code did). A recorded recipe without one of them had it at this value.
+LATER_RECIPE_FIELDS = {"ema": 0.0, "augmentation.tilt": 0.0}
 
 
 @dataclass
@@ -107,8 +110,6 @@ class TrainConfig:
         for key in ("device", "workers", "out", "resume", "command"):
             d.pop(key)
         d["channels"] = list(self.channels) if self.channels else None
-        if not self.ema:  # off: the recipe of runs from before the option, so they still resume
-            d.pop("ema")
         return d
 
     def validate(self) -> None:
@@ -287,9 +288,10 @@ class Trainer:
 
     def _load_resume_state(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("recipe") != self.cfg.recipe():
-            theirs, ours = state.get("recipe", {}), self.cfg.recipe()
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        theirs = {**LATER_RECIPE_FIELDS, **_flatten(state.get("recipe", {}))}
+        ours = _flatten(self.cfg.recipe())
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        if diff:
             raise ValueError(f"{path}: --resume with different arguments ({', '.join(diff)})")
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
@@ -317,8 +319,12 @@ class Trainer:
     def _loader(self, dataset, sampler) -> DataLoader:
         cuda = self.ctx.device.type == "cuda"
         workers = self.cfg.workers
-        if workers is None:  # on CUDA the loader, not the GPU, is the bottleneck of small models
-            workers = min(8, len(os.sched_getaffinity(0)) // self.ctx.local_world_size) if cuda else 0
+        if workers is None and not cuda:
+            workers = 0
+        elif workers is None:  # on CUDA the loader, not the GPU, is the bottleneck of small models
+            cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                    else os.cpu_count() or 1)  # sched_getaffinity: Linux only
+            workers = min(8, max(1, cpus // self.ctx.local_world_size))
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler,
                           num_workers=workers, pin_memory=cuda)
 
@@ -476,6 +482,17 @@ class Trainer:
 def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run (or ``cfg.resume``) a training run; returns the metrics written to metrics.json."""
     return Trainer(cfg, reporter).fit()
+
+
+def _flatten(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"augmentation": {"tilt": 15}}`` -> ``{"augmentation.tilt": 15}``."""
+    flat: dict[str, Any] = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _digest(model: nn.Module) -> str:
