@@ -47,9 +47,13 @@ class Augmentation:
             raise ValueError(f"tilt must be in [0, 90] degrees, got {self.tilt}")
 
     @property
+    def moves(self) -> bool:
+        """Whether the coordinates change (rotate, tilt, scale or shift), not only the frames."""
+        return self.rotate > 0.0 or self.tilt > 0.0 or self.scale > 0.0 or self.shift > 0.0
+
+    @property
     def enabled(self) -> bool:
-        return (self.crop < 1.0 or self.rotate > 0.0 or self.scale > 0.0 or self.shift > 0.0
-                or self.tilt > 0.0)
+        return self.crop < 1.0 or self.moves
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +67,7 @@ class Augmentation:
             keep = max(1, round(t * rng.uniform(self.crop, 1.0)))
             first = int(rng.integers(0, t - keep + 1))
             seq = seq[:, first:first + keep]
-        if self.rotate == 0.0 and self.scale == 0.0 and self.shift == 0.0 and self.tilt == 0.0:
+        if not self.moves:
             return seq.astype(np.float32, copy=False)
         angle = np.deg2rad(rng.uniform(-self.rotate, self.rotate))
         factor = rng.uniform(1.0 - self.scale, 1.0 + self.scale)
