@@ -24,6 +24,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,15 +62,31 @@ def run_all(args: argparse.Namespace) -> None:
                 out = args.out / dataset / model / f"seed{seed}"
                 if (out / "metrics.json").exists():
                     continue
-                cmd = train_command(dataset, model, seed, out, args.epochs,
-                                    shlex.split(args.train_args), args.lock)
-                print("$", shlex.join(cmd), flush=True)
-                if not args.dry_run:
-                    todo.append((cmd, out))
-    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        failed = [out for out in pool.map(lambda job: run_one(*job), todo) if out is not None]
+                todo.append((train_command(dataset, model, seed, out, args.epochs,
+                                           shlex.split(args.train_args), args.lock), out))
+    if args.dry_run:
+        for cmd, _ in todo:
+            print("$", shlex.join(cmd))
+        return
+    failed = run_jobs(todo, args.parallel)
     if failed:
         sys.exit("training failed; see " + ", ".join(str(out / "train.log") for out in failed))
+
+
+def run_jobs(jobs: list[tuple[list[str], Path]], parallel: int,
+             deadline: float | None = None) -> list[Path]:
+    """Train ``(command, run dir)`` jobs in order, ``parallel`` at a time, each printed as it
+    starts; none starts later than ``deadline`` seconds from now. Returns the failed run dirs."""
+    stop_at = float("inf") if deadline is None else time.monotonic() + deadline
+
+    def start(job: tuple[list[str], Path]) -> Path | None:
+        if time.monotonic() > stop_at:
+            return None
+        print("$", shlex.join(job[0]), flush=True)
+        return run_one(*job)
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return [out for out in pool.map(start, jobs) if out is not None]
 
 
 def run_one(cmd: list[str], out: Path) -> Path | None:

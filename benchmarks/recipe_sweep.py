@@ -19,11 +19,9 @@ import argparse
 import json
 import shlex
 import statistics
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fix_experiment import DATASETS, LOCK, REPO, run_one, train_command
+from fix_experiment import DATASETS, LOCK, REPO, run_jobs, train_command
 
 BASE_EPOCHS = {"nw_ucla": 100, "utd_mhad": 150}
 VARIANTS = {  # name: restcn-train options on top of the defaults (EPOCHS: scaled epochs)
@@ -93,7 +91,6 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown {name} {sorted(unknown)}; expected {sorted(known)}")
 
-    stop_at = float("inf") if args.deadline is None else time.monotonic() + args.deadline
     jobs = []
     for seed in args.seeds:
         for variant in args.variants:
@@ -102,15 +99,10 @@ def main() -> None:
                 if not (out / "metrics.json").exists():
                     jobs.append((variant_command(dataset, variant, seed, out,
                                                  shlex.split(args.train_args), args.lock), out))
-
-    def run_before_deadline(job):
-        if time.monotonic() > stop_at:
-            return None
-        print("$", shlex.join(job[0]), flush=True)
-        return run_one(*job)
-
-    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        list(pool.map(run_before_deadline, jobs))
+    failed = run_jobs(jobs, args.parallel, args.deadline)
+    if failed:
+        print("failed (left out of the table): " + ", ".join(str(out / "train.log")
+                                                           for out in failed), flush=True)
     summarise(args)
 
 
