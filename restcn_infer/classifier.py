@@ -25,6 +25,7 @@ import numpy as np
 from restcn_infer.errors import ModelError, SkeletonFormatError
 from restcn_infer.layouts import JointLayout, layout_for_joints
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata
+from restcn_infer.models import BUNDLED_MODELS, resolve_model
 from restcn_infer.preprocess import to_model_input
 from restcn_infer.readers import load_sequence
 from restcn_infer.readers.arrays import check_sequence
@@ -74,14 +75,10 @@ class Classifier:
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, device: str = "auto",
                  threads: int | None = None) -> None:
-        from restcn_infer.models import resolve_model
-
         self.model_path = resolve_model(model)
         if self.model_path.is_dir():
             raise ModelError(f"{self.model_path}: is a directory, expected an .onnx model file")
         if not self.model_path.is_file():
-            from restcn_infer.models import BUNDLED_MODELS
-
             raise ModelError(f"{self.model_path}: no such model file (bundled models by name: "
                              f"{', '.join(BUNDLED_MODELS)})")
         self.session = create_session(self.model_path, device=device, threads=threads)
