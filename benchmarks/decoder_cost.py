@@ -30,25 +30,18 @@ import torch
 
 from restcn_export.onnx_export import export_onnx
 from restcn_infer.layouts import NTU25
-from restcn_training.checkpoint import atomic_torch_save
-from restcn_training.res_tcn import ResTCN, ResTCNConfig
+from restcn_infer.spec import InputSpec
+from restcn_training.checkpoint import untrained_checkpoint
 
 WINDOW, BODIES, CLASSES = 300, 2, 60
 D = BODIES * NTU25.num_joints * 3  # 150
 
 
 def write_checkpoint(path: Path) -> None:
-    torch.manual_seed(0)
-    config = ResTCNConfig(in_channels=D, num_classes=CLASSES)
-    model = ResTCN(config).eval()
-    model.set_mean(torch.randn(D) * 0.5)
-    atomic_torch_save({
-        "format": 1, "architecture": "res-tcn", "config": config.to_dict(),
-        "state_dict": model.state_dict(), "mean": model.mean.clone(),
-        "classes": [f"class{i}" for i in range(CLASSES)], "layout": NTU25.name, "bodies": BODIES,
-        "window": WINDOW, "window_policy": "pad", "target_joints": [], "training": {},
-        "metrics": {},
-    }, path)
+    spec = InputSpec(layout=NTU25, bodies=BODIES, window=WINDOW, policy="pad")
+    untrained_checkpoint("res-tcn", spec, [f"class{i}" for i in range(CLASSES)],
+                         mean=torch.randn(D, generator=torch.Generator().manual_seed(1)) * 0.5
+                         ).save(path)
 
 
 def median_ms(runs: dict[str, tuple[ort.InferenceSession, list[str]]], x: np.ndarray,

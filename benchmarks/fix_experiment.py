@@ -4,7 +4,8 @@
                                         [--parallel N --lock '']   # e.g. on a GPU machine
 
 Trains, one run at a time and each under ``flock /tmp/restcn-cpu.lock`` (``--parallel`` runs
-several at once, ``--lock ''`` drops the lock), with restcn-train's default recipe (``--epochs`` may be cut and ``--train-args`` added, always for both models
+several at once, ``--lock ''`` drops the lock), with restcn-train's default recipe
+(``--epochs`` may be cut and ``--train-args`` added, always for both models
 alike)::
 
     <out>/<dataset>/<model>/seed<k>/   (checkpoint.pt, metrics.json, history.csv, train.log)
@@ -43,7 +44,8 @@ LOCK = "/tmp/restcn-cpu.lock"
 def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | None,
                   extra: list[str], lock: str = LOCK) -> list[str]:
     data, train_split, val_split = DATASETS[dataset]
-    cmd = (["flock", lock] if lock else []) + ["restcn-train", "--data", str(data), "--train-split", train_split,
+    cmd = (["flock", lock] if lock else []) + ["restcn-train", "--data", str(data),
+                                               "--train-split", train_split,
            "--val-split", val_split, "--model", model, "--seed", str(seed), "--out", str(out)]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from decoder_cost import WINDOW, D, write_checkpoint  # the same random T=300, D=150 network
 
-from decoder_cost import D, WINDOW, write_checkpoint  # the same random T=300, D=150 network
 from restcn_export.onnx_export import export_onnx
 from restcn_infer.classifier import Classifier
-from restcn_training.checkpoint import load_checkpoint, model_from_checkpoint
+from restcn_training.checkpoint import Checkpoint
 
 
 def median_seconds(fns: dict, repeats: int, rounds: int = 3) -> dict[str, float]:
@@ -90,7 +90,7 @@ def main() -> None:
         ckpt = Path(tmp) / "res_tcn.pt"
         write_checkpoint(ckpt)
         report = export_onnx(ckpt, Path(tmp) / "res_tcn.onnx", precision=args.precision)
-        model = model_from_checkpoint(load_checkpoint(ckpt))
+        model = Checkpoint.load(ckpt).build_model()
         clf = Classifier(report.path, device="cpu", threads=args.threads)
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), model "
               f"{report.size_bytes / 1e6:.1f} MB {args.precision}, providers {clf.providers}")
@@ -100,11 +100,11 @@ def main() -> None:
             x = np.random.default_rng(batch).normal(size=(batch, WINDOW, D)).astype(np.float32)
             xt = torch.from_numpy(x)
 
-            def eager():
+            def eager(xt=xt):
                 with torch.inference_mode():
                     return model(xt)
 
-            t = median_seconds({"eager": eager, "runtime": lambda: clf.run(x)},
+            t = median_seconds({"eager": eager, "runtime": lambda x=x: clf.run(x)},
                                max(1, args.repeats // max(1, batch // 4)))
             print(f"{batch:>5} {1e3 * t['eager']:>9.2f} {batch / t['eager']:>7.0f} "
                   f"{1e3 * t['runtime']:>11.2f} {batch / t['runtime']:>7.0f} "

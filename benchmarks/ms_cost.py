@@ -97,9 +97,9 @@ def measure(name: str, layout: JointLayout, bodies: int, classes: int, T: int, b
             model.eval()
             out[key][f"latency b={b} (ms)"] = 1e3 * timed(infer(model, xb), repeats * 3)
     ms = models["ms-res-tcn"]
-    full = ms.conv1.weight.numel()  # a masked TA conv1 would be as wide as the main one
+    full = ms.trunk.conv1.weight.numel()  # a masked TA conv1 would be as wide as the main one
     print(f"[{name}] TA conv1 over {len(ms.config.target_dims())} gathered dims: "
-          f"{ms.ta_conv1.weight.numel():,} weights instead of {full:,} for a masked "
+          f"{ms.ta_trunk.conv1.weight.numel():,} weights instead of {full:,} for a masked "
           f"full-width conv1 (D={d})")
     return out
 

@@ -131,7 +131,8 @@ def main() -> None:
         print(f"{len(paths)} synthetic files, {size / 1e6:.1f} MB "
               f"({size / len(paths) / 1e3:.0f} kB per file), best of {args.repeats} passes; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before timing")
-        readers = {"plain line-by-line": plain_reader, "restcn read_ntu_skeleton": read_ntu_skeleton}
+        readers = {"plain line-by-line": plain_reader,
+                   "restcn read_ntu_skeleton": read_ntu_skeleton}
         single = time_readers(readers, paths, args.repeats, workers=1)
         pooled = time_readers(readers, paths, args.repeats, workers=WORKERS)
 

@@ -55,24 +55,15 @@ def export_model(out: Path, ntu: bool) -> Path:
     import torch
 
     from restcn_export.onnx_export import export_onnx
-    from restcn_training.checkpoint import atomic_torch_save
-    from restcn_training.res_tcn import ResTCN, ResTCNConfig
+    from restcn_infer.spec import InputSpec
+    from restcn_training.checkpoint import untrained_checkpoint
 
     layout, bodies, window, classes, policy = (
         (NTU25, 2, 300, 60, "pad") if ntu else (KINECT20, 1, 64, 10, "resample"))
-    d = bodies * layout.num_joints * 3
-    torch.manual_seed(0)
-    config = ResTCNConfig(in_channels=d, num_classes=classes)
-    model = ResTCN(config).eval()
-    model.set_mean(torch.randn(d) * 0.5)
-    checkpoint = out / "model.pt"
-    atomic_torch_save({
-        "format": 1, "architecture": "res-tcn", "config": config.to_dict(),
-        "state_dict": model.state_dict(), "mean": model.mean.clone(),
-        "classes": [f"class{i}" for i in range(classes)], "layout": layout.name,
-        "bodies": bodies, "window": window, "window_policy": policy, "target_joints": [],
-        "training": {}, "metrics": {},
-    }, checkpoint)
+    spec = InputSpec(layout=layout, bodies=bodies, window=window, policy=policy)
+    mean = torch.randn(spec.D, generator=torch.Generator().manual_seed(1)) * 0.5
+    checkpoint = untrained_checkpoint("res-tcn", spec, [f"class{i}" for i in range(classes)],
+                                      mean=mean).save(out / "model.pt")
     path = out / "model.onnx"
     export_onnx(checkpoint, path, decoder_layers=(1, 4, 7, 10))
     return path
@@ -155,7 +146,7 @@ def sustained(classifier: Classifier, *, batched: bool, decode: bool, args,
               bank: np.ndarray) -> tuple[Trial | None, list[Trial]]:
     """The largest N with p99 < SLO: doubling from ``--start``, then ``--refine`` bisections."""
     def trial(n: int) -> Trial:
-        for attempt in range(1 + args.retries):  # a shared machine's load spikes cause misses
+        for _ in range(1 + args.retries):  # a shared machine's load spikes cause misses
             t = run_trial(classifier, n, batched=batched, decode=decode, hop=args.hop,
                           seconds=args.seconds, warmup=args.warmup, bank=bank)
             ok = "ok " if t.p99_ms < args.slo_ms else "MISS"

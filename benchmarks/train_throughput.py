@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from restcn_training.augment import Augmentation
-from restcn_training.engine import TrainConfig, Trainer
+from restcn_training.config import TrainConfig
+from restcn_training.engine import Trainer
 from restcn_training.registry import create_model
 from restcn_training.res_tcn import ResTCNConfig
 

@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from restcn_cli.common import domain_errors
+from restcn_cli.common import err_console as console
+from restcn_infer.ntu import BENCHMARKS
 from restcn_training.ntu_builder import DEFAULT_BENCHMARKS, build_ntu_benchmarks
-from restcn_training.ntu_splits import BENCHMARKS
 
 app = typer.Typer(add_completion=False, help=__doc__)
-console = Console(stderr=True)
 
 
 @app.command()
@@ -34,14 +35,11 @@ def main(
     with Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("parse", total=None)
-        try:
+        with domain_errors():
             report = build_ntu_benchmarks(
-                skeleton_dir, out, benchmarks=benchmark or DEFAULT_BENCHMARKS, missing_list=missing_list,
-                workers=workers, progress=lambda done, total: bar.update(task, completed=done,
-                                                                         total=total))
-        except (ValueError, OSError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(1) from None
+                skeleton_dir, out, benchmarks=benchmark or DEFAULT_BENCHMARKS,
+                missing_list=missing_list, workers=workers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     table = Table("benchmark", "train", "test", title=f"NTU benchmarks in {report.out_dir}")
     for name, counts in report.splits.items():
@@ -50,4 +48,5 @@ def main(
     console.print(f"parsed {report.parsed:,} files, reused {report.cached:,} from the cache, "
                   f"skipped {len(report.skipped):,} (listed in {report.out_dir / 'skipped.json'})")
     for entry in report.skipped[:10]:
-        console.print(f"  [yellow]skipped[/yellow] {entry['file']}: {entry['reason']}")
+        console.print(Text.assemble(("  skipped ", "yellow"),
+                                    f"{entry['file']}: {entry['reason']}"))

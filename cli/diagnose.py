@@ -15,23 +15,16 @@ Adding a command: write it in its own module, then add its import and one
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+
+from restcn_cli.common import console, domain_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
-console = Console()
-err_console = Console(stderr=True, highlight=False)
 
 RunArgument = Annotated[Path, typer.Argument(
     help="A restcn-train run directory (its checkpoint.pt) or a checkpoint file.")]
-
-
-def _fail(exc: Exception) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def primitives(
@@ -45,15 +38,11 @@ def primitives(
         min=1, help="Draw only the TOP filters of largest weight norm (default: all).")] = None,
 ) -> None:
     """Draw every conv1 filter as a moving skeleton (motion primitives, paper Figure 3)."""
-    from restcn_infer.render import MissingVizError
-    from restcn_training.diagnose import DiagnoseError, write_primitives
+    from restcn_training.diagnose import write_primitives
 
-    try:
+    with domain_errors():
         path, used = write_primitives(run, out, scale=scale, top=top)
-    except (DiagnoseError, MissingVizError) as exc:
-        _fail(exc)
-    console.print(f"motion primitives (weights x {used:.3g} + mean skeleton) -> {path}",
-                  highlight=False)
+    console.print(f"motion primitives (weights x {used:.3g} + mean skeleton) -> {path}")
 
 
 def responses(
@@ -66,14 +55,11 @@ def responses(
     samples: Annotated[int, typer.Option(min=1, help="Sequences of the class to plot.")] = 5,
 ) -> None:
     """Plot conv1 filter response magnitudes over time for sequences of a class (Figure 8)."""
-    from restcn_infer.render import MissingVizError
-    from restcn_training.diagnose import DiagnoseError, write_responses
+    from restcn_training.diagnose import write_responses
 
-    try:
+    with domain_errors():
         path = write_responses(run, data, split, class_name, out, samples=samples)
-    except (DiagnoseError, MissingVizError) as exc:
-        _fail(exc)
-    console.print(f"responses of {class_name!r} -> {path}", highlight=False)
+    console.print(f"responses of {class_name!r} -> {path}")
 
 
 app.command("primitives")(primitives)

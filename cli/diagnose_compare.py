@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-err_console = Console(stderr=True)
+from restcn_cli.common import console, domain_errors
 
 
 def compare(
@@ -43,13 +42,10 @@ def compare(
     the median share of the targeted joints' body-relative motion energy over the class's
     validation sequences exceeds the median over all validation sequences.
     """
-    from restcn_training.compare import CompareError, compare_runs
+    from restcn_training.compare import compare_runs
 
-    try:
+    with domain_errors():
         result = compare_runs(run_a, run_b, target_joints, data)
-    except CompareError as exc:
-        err_console.print(f"restcn-diagnose compare: error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -64,7 +60,7 @@ def compare(
     for row in result.rows:
         name = f"* {row.name}" if row.targeted else f"  {row.name}"
         share = "-" if row.targeted_share is None else f"{row.targeted_share:.2f}"
-        delta = f"[green]{row.delta:+.4f}[/]" if row.delta > 0 else f"{row.delta:+.4f}"
+        delta = Text(f"{row.delta:+.4f}", style="green" if row.delta > 0 else "")
         table.add_row(name, f"{row.a:.4f}", f"{row.b:.4f}", delta, share)
     console.print(table)
 
@@ -72,12 +68,12 @@ def compare(
         std = f" ± {side.accuracy_std:.4f}" if len(side.runs) > 1 else ""
         return f"{side.accuracy:.4f}{std} ({len(side.runs)} run{'s' * (len(side.runs) > 1)})"
 
-    console.print(f"overall accuracy  A {overall(a)}   B {overall(b)}", highlight=False)
-    console.print(f"mean per-class delta (B - A) {result.mean_delta:+.4f}", highlight=False)
+    console.print(f"overall accuracy  A {overall(a)}   B {overall(b)}")
+    console.print(f"mean per-class delta (B - A) {result.mean_delta:+.4f}")
     marked, other = result.mean_delta_of(True), result.mean_delta_of(False)
     names = ", ".join(result.target_joint_names)
     if "error" in result.criterion:
-        console.print(f"classes not marked: {result.criterion['error']}", highlight=False)
+        console.print(f"classes not marked: {result.criterion['error']}")
     elif marked is not None and other is not None:
         console.print(f"  * classes ({names}): {marked:+.4f}   other classes: {other:+.4f}",
                       highlight=False)

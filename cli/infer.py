@@ -23,15 +23,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from restcn_cli.common import console, err_console, print_error
 from restcn_cli.runtime import (
+    BATCH_SIZE,
+    BatchSizeOption,
     Device,
     DeviceOption,
     JsonOption,
     ModelOption,
     ThreadsOption,
-    console,
-    err_console,
-    fail,
     open_classifier,
 )
 
@@ -62,7 +62,7 @@ def classify(
     json_out: JsonOption = False,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per session call.")] = 64,
+    batch_size: BatchSizeOption = BATCH_SIZE,
 ) -> None:
     """Classify each FILE; a bad file is reported on stderr and the others still run."""
     from rich.progress import Progress
@@ -76,7 +76,7 @@ def classify(
             progress.advance(task)
             if result.error is not None:
                 failed += 1
-                err_console.print(f"[red]error:[/red] {result.error}", soft_wrap=True)
+                print_error(result.error)
             else:
                 results.append(result)
     if json_out:
@@ -101,7 +101,7 @@ def _print_table(results: list) -> None:
         for rank, pred in enumerate(result.top, 1):
             table.add_row(str(result.path) if rank == 1 else "", str(rank),
                           f"{pred.name} ({pred.label})", f"{pred.probability:.3f}",
-                          end_section=rank == len(result.top))
+                          end_section=rank == len(result.top))  # the console prints no markup
     if results:
         console.print(table)
 
@@ -113,29 +113,36 @@ def info(
     json_out: JsonOption = False,
 ) -> None:
     """Show what MODEL says about itself: architecture, layout, classes, training, metrics."""
-    from dataclasses import asdict
+    from rich.text import Text
 
     clf = open_classifier(model, Device.cpu)
     meta = clf.metadata
-    export_info = clf.session.get_modelmeta().custom_metadata_map.get("restcn_export")
-    doc = {"model": str(clf.model_path), **asdict(meta),
-           "export": json.loads(export_info) if export_info else {}}
+    spec = meta.spec
+    doc = {"model": str(clf.model_path), "format_version": meta.format_version,
+           **spec.to_dict(), "decoder_layers": list(meta.decoder_layers),
+           "export": dict(meta.export)}
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
-    for key in ("mean", "joint_names", "training", "metrics"):
-        doc.pop(key)
-    doc["trained by"] = meta.training.get("command", "-")
-    doc["data"] = ", ".join(f"{k}={meta.training[k]}" for k in ("data", "train_split", "val_split")
-                            if k in meta.training) or "-"
-    doc["metrics"] = {k: round(v, 4) if isinstance(v, float) else v
-                      for k, v in meta.metrics.items() if isinstance(v, (int, float, str))}
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-        elif isinstance(value, list):
-            value = ", ".join(map(str, value)) or "-"
-        console.print(f"[bold]{key:>15}[/bold]  {value}", soft_wrap=True, highlight=False)
+    training = spec.training
+    rows = {
+        "model": str(clf.model_path),
+        "architecture": spec.architecture,
+        "input": (f"{spec.input.layout.name}, {spec.input.bodies} bodies, window "
+                  f"{spec.input.window} ({spec.input.policy}), D={spec.input.D}"),
+        "classes": f"{spec.num_classes}: " + ", ".join(spec.classes),
+        "decoder layers": ", ".join(map(str, meta.decoder_layers)) or "-",
+        "target joints": ", ".join(map(str, spec.target_joints)) or "-",
+        "trained by": training.get("command", "-"),
+        "data": ", ".join(f"{k}={training[k]}" for k in ("data", "train_split", "val_split")
+                          if k in training) or "-",
+        "metrics": ", ".join(f"{k}={round(v, 4) if isinstance(v, float) else v}"
+                             for k, v in spec.metrics.items()
+                             if isinstance(v, (int, float, str))) or "-",
+        "export": ", ".join(f"{k}={v}" for k, v in meta.export.items()) or "-",
+    }
+    for key, value in rows.items():
+        console.print(Text.assemble((f"{key:>15}", "bold"), "  ", str(value)), soft_wrap=True)
 
 
 app.command("classify")(classify)
@@ -147,5 +154,7 @@ app.command("stream")(stream)
 app.command("serve")(serve)
 
 from restcn_cli.infer_decode import decode  # noqa: E402 - commands in their own module
+from restcn_cli.infer_evaluate import evaluate  # noqa: E402
 
 app.command("decode")(decode)
+app.command("evaluate")(evaluate)

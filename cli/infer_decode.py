@@ -17,20 +17,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from restcn_cli.runtime import Device, DeviceOption, ModelOption, console, fail, open_classifier
-
-
-def parse_layers(text: str | None) -> list[int] | None:
-    """``"1,4,7"`` -> ``[1, 4, 7]``; ``None`` stays ``None`` (all of the model's layers)."""
-    if text is None:
-        return None
-    try:
-        layers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated layer numbers, got {text!r}") from None
-    if not layers:
-        raise typer.BadParameter("no layers given")
-    return layers
+from restcn_cli.common import console, domain_errors, fail, parse_int_list
+from restcn_cli.runtime import Device, DeviceOption, ModelOption, open_classifier
 
 
 def decode(
@@ -51,28 +39,27 @@ def decode(
     from restcn_infer.errors import ModelError, SkeletonFormatError
     from restcn_infer.readers import load_sequence
 
-    wanted = parse_layers(layers)
+    wanted = parse_int_list(layers, "layer numbers")
     if render is not None and render.suffix.lower() not in (".gif", ".png"):
         raise typer.BadParameter(f"{render}: expected a .gif or .png file name",
                                  param_hint="--render")
     clf = open_classifier(model, device)
     try:
-        result = decode_sequence(clf, load_sequence(file), layers=wanted)
+        result = decode_sequence(clf, load_sequence(file), layers=wanted, source=file)
     except SkeletonFormatError as exc:
-        fail(exc if exc.source != "<array>" else SkeletonFormatError(file, exc.reason, exc.line))
+        fail(exc.named(file))
     except ModelError as exc:
         if wanted is None or not clf.metadata.decoder_layers:
             fail(exc)
         raise typer.BadParameter(str(exc), param_hint="--layers") from None
-    save_decoded(result, out)
+    with domain_errors():
+        save_decoded(result, out)
     console.print(f"{file}: predicted {result.predicted}; decoded layers "
                   f"{','.join(map(str, result.layers))} -> {out}", highlight=False)
     if render is not None:
-        from restcn_infer.render import MissingVizError, render_decoded
+        from restcn_infer.render import render_decoded
 
-        try:
+        with domain_errors():
             render_decoded(result.input, result.decoded, result.layers, result.layout.bones,
                            render, title=f"{file.name}: {result.predicted}")
-        except MissingVizError as exc:
-            fail(exc)
         console.print(f"drawn -> {render}", highlight=False)

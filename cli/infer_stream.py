@@ -14,15 +14,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from restcn_cli.common import domain_errors, fail
 from restcn_cli.runtime import (
     Device,
     DeviceOption,
     ModelOption,
     ThreadsOption,
-    fail,
     open_classifier,
 )
-from restcn_infer.errors import ModelError
 from restcn_infer.stream_protocol import StreamStats, dumps, iter_line_batches, process_line_batches
 from restcn_infer.streaming import StreamClassifier
 
@@ -43,11 +42,9 @@ def _stream_classifier(model: Path | None, device: Device, threads: int | None, 
                        idle_timeout: float) -> StreamClassifier:
     """The model's StreamClassifier; a model problem ends the command with exit code 1."""
     classifier = open_classifier(model, device, threads)
-    try:
+    with domain_errors():  # --decode on a model without a decoder head
         return StreamClassifier(classifier, hop=hop, window=window, top_k=top_k, decode=decode,
                                 idle_timeout_s=idle_timeout)
-    except ModelError as exc:  # --decode on a model without a decoder head
-        fail(exc)
 
 
 def stream(
@@ -94,12 +91,10 @@ def serve(
     Every client has its own streams; the due windows of all clients share one session call.
     Needs the serve extra: pip install 'restcn[serve]'.
     """
-    from restcn_infer.stream_server import ServeDependencyError, require_websockets, run_server
+    from restcn_infer.stream_server import require_websockets, run_server
 
-    try:
+    with domain_errors():
         require_websockets()  # before the model loads: say what is missing at once
-    except ServeDependencyError as exc:
-        fail(exc)
     engine = _stream_classifier(model, device, threads, hop, window, top_k, decode, idle_timeout)
 
     def started(bound: int) -> None:

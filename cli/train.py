@@ -1,55 +1,47 @@
-"""``restcn-train``: train Res-TCN / MS-Res-TCN on a PYSKL pickle or a packed NTU directory.
+"""``restcn-train``: train Res-TCN / MS-Res-TCN on a PYSKL pickle, a packed NTU directory or a
+CTR-GCN ``.npz``.
 
     restcn-train --data nw_ucla.pkl --train-split train --val-split val --out runs/nw-ucla
 
 Runs on CPU or CUDA (``--device auto``), data-parallel under ``torchrun``, and continues an
-interrupted run exactly with ``--resume``. Exit codes: 0 ok, 1 data/model error, 2 usage.
+interrupted run exactly with ``--resume``. Every default and choice comes from the library
+(:class:`restcn_training.config.TrainConfig`, the registry, the window policies). Exit codes:
+0 ok, 1 data/model error, 2 usage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import sys
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from restcn_cli.common import choice, console, domain_errors, parse_int_list
+from restcn_infer.preprocess import WINDOW_POLICIES
+from restcn_training.config import PRECISIONS, SCHEDULES, TrainConfig
+from restcn_training.distributed import TRAIN_DEVICES
+from restcn_training.registry import model_names
+
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
-console = Console()
+
+ModelName = choice("ModelName", model_names())
+WindowPolicy = choice("WindowPolicy", WINDOW_POLICIES)
+Schedule = choice("Schedule", SCHEDULES)
+Precision = choice("Precision", PRECISIONS)
+Device = choice("Device", TRAIN_DEVICES)
+
+_CONFIG = TrainConfig(data="")  # every default of the recipe, in one place
+_AUGMENT = _CONFIG.augmentation
 
 
-class ModelName(str, Enum):
-    res_tcn = "res-tcn"
-    ms_res_tcn = "ms-res-tcn"
-
-
-class WindowPolicy(str, Enum):
-    resample = "resample"
-    pad = "pad"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Schedule(str, Enum):
-    cosine = "cosine"
-    plateau = "plateau"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
+def _default(name: str) -> Any:
+    return getattr(_CONFIG, name)
 
 
 class RichReporter:
@@ -74,63 +66,67 @@ class RichReporter:
         console.print(
             f"epoch {row['epoch']:>3}  lr {row['lr']:.2e}  train loss {row['train_loss']:.4f} "
             f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}"
-            f"  {row['seconds']:.1f}s", highlight=False, soft_wrap=True)
-
-
-def _channels(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(c) for c in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+            f"  {row['seconds']:.1f}s", soft_wrap=True)
 
 
 @app.command()
 def main(
-    data: Annotated[Path, typer.Option(help="PYSKL/mmaction2 pickle (splits inside) or a packed "
-                                            "NTU benchmark directory (meta.json).")],
+    data: Annotated[Path, typer.Option(help="PYSKL/mmaction2 pickle (splits inside), a packed "
+                                            "NTU benchmark directory (meta.json) or a CTR-GCN "
+                                            ".npz (splits train, test).")],
     out: Annotated[Path, typer.Option(help="Run directory: checkpoint.pt, last.pt, history.csv, "
                                            "metrics.json.")],
-    train_split: Annotated[str, typer.Option(help="Split to train on.")] = "train",
-    val_split: Annotated[str, typer.Option(help="Split to validate on (final accuracy).")] = "val",
-    model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName.res_tcn,
-    window: Annotated[int, typer.Option(min=1, help="Frames per input (T).")] = 64,
+    train_split: Annotated[str, typer.Option(help="Split to train on.")] = _default("train_split"),
+    val_split: Annotated[str, typer.Option(
+        help="Split to validate on (final accuracy).")] = _default("val_split"),
+    model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName(_default("model")),
+    window: Annotated[int, typer.Option(min=1, help="Frames per input (T).")] = _default("window"),
     window_policy: Annotated[WindowPolicy, typer.Option(
         help="resample: stretch the action to the window; pad: zero-pad (the paper's NTU input)."
-    )] = WindowPolicy.resample,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 100,
+    )] = WindowPolicy(_default("window_policy")),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = _default("epochs"),
     batch_size: Annotated[int, typer.Option(
-        min=1, help="Batch size (per process); the paper used 128 on NTU.")] = 32,
-    lr: Annotated[float, typer.Option(min=0.0, help="Initial SGD learning rate.")] = 0.01,
+        min=1, help="Batch size (per process); the paper used 128 on NTU.")] = _default(
+        "batch_size"),
+    lr: Annotated[float, typer.Option(min=0.0, help="Initial SGD learning rate.")] = _default("lr"),
     schedule: Annotated[Schedule, typer.Option(
         help="cosine: anneal to 0 over the epochs; plateau: lr x0.1 when the validation loss "
              "stops improving (the paper)."
-    )] = Schedule.cosine,
+    )] = Schedule(_default("schedule")),
     plateau_patience: Annotated[int, typer.Option(min=0, help="Epochs without val-loss "
-                                                  "improvement before lr x0.1.")] = 10,
-    l1: Annotated[float, typer.Option(min=0.0, help="L1 weight on every conv kernel.")] = 1e-4,
-    weight_decay: Annotated[float, typer.Option(min=0.0, help="SGD weight decay (L2).")] = 0.0,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.99, help="Dropout after every ReLU.")] = 0.5,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.99,
-                                                   help="Label smoothing of the loss.")] = 0.1,
+                                                  "improvement before lr x0.1.")] = _default(
+        "plateau_patience"),
+    l1: Annotated[float, typer.Option(min=0.0, help="L1 weight on every conv kernel.")] = _default(
+        "l1"),
+    weight_decay: Annotated[float, typer.Option(
+        min=0.0, help="SGD weight decay (L2).")] = _default("weight_decay"),
+    dropout: Annotated[float, typer.Option(
+        min=0.0, max=0.99, help="Dropout after every ReLU.")] = _default("dropout"),
+    label_smoothing: Annotated[float, typer.Option(
+        min=0.0, max=0.99, help="Label smoothing of the loss.")] = _default("label_smoothing"),
     rotate: Annotated[float, typer.Option(min=0.0, max=180.0, help="Augment: random rotation "
-                                          "about the vertical axis, max degrees.")] = 60.0,
+                                          "about the vertical axis, max degrees.")
+                      ] = _AUGMENT.rotate,
     scale: Annotated[float, typer.Option(min=0.0, max=0.99, help="Augment: random scale "
-                                         "1 +- this about the centroid.")] = 0.1,
+                                         "1 +- this about the centroid.")] = _AUGMENT.scale,
     crop: Annotated[float, typer.Option(min=0.01, max=1.0, help="Augment: keep a random "
-                                        "contiguous fraction >= this of the frames.")] = 0.8,
+                                        "contiguous fraction >= this of the frames.")
+                    ] = _AUGMENT.crop,
     shift: Annotated[float, typer.Option(min=0.0, help="Augment: random translation per axis, "
-                                         "max metres.")] = 0.5,
+                                         "max metres.")] = _AUGMENT.shift,
     tilt: Annotated[float, typer.Option(min=0.0, max=90.0, help="Augment: random tilt about "
-                                        "the horizontal axis (camera height), max degrees.")] = 15.0,
+                                        "the horizontal axis (camera height), max degrees.")
+                    ] = _AUGMENT.tilt,
     ema: Annotated[float, typer.Option(
         min=0.0, max=0.9999, help="Decay of an exponential moving average of the weights, "
-        "updated every step; evaluation and checkpoint.pt use it. 0: off.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of weights, data order, augmentation.")] = 0,
-    device: Annotated[Device, typer.Option(help="auto: CUDA when available.")] = Device.auto,
+        "updated every step; evaluation and checkpoint.pt use it. 0: off.")] = _default("ema"),
+    seed: Annotated[int, typer.Option(
+        help="Seed of weights, data order, augmentation.")] = _default("seed"),
+    device: Annotated[Device, typer.Option(
+        help="auto: CUDA when available.")] = Device(_default("device")),
     precision: Annotated[Precision, typer.Option(
-        help="auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU.")] = Precision.auto,
+        help="auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU.")
+    ] = Precision(_default("precision")),
     workers: Annotated[Optional[int], typer.Option(
         min=0, help="DataLoader workers (default 0 on CPU; on CUDA the CPUs per "
         "local process, at most 8).")] = None,
@@ -138,44 +134,43 @@ def main(
         help="Joint layout (ntu25, kinect20); default from the data.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(
         help="MS-Res-TCN targeted joints: a group (hands, arms, ...) or indices 6,7,10.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last.pt (a fresh start when there is none).")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last.pt (a fresh start when there is none).")
+    ] = False,
     channels: Annotated[Optional[str], typer.Option(
         hidden=True, help="Residual unit channels, e.g. 8,8,8,16,16,16,32,32,32 (tiny models).")
     ] = None,
 ) -> None:
     """Train a model and write the run directory."""
-    from restcn_training.augment import Augmentation
-    from restcn_training.engine import TrainConfig, train
+    from restcn_training.engine import train
 
-    try:
-        cfg = TrainConfig(
-            data=str(data), train_split=train_split, val_split=val_split, model=model.value,
-            window=window, window_policy=window_policy.value, epochs=epochs,
-            batch_size=batch_size, lr=lr, l1=l1, weight_decay=weight_decay, dropout=dropout,
-            label_smoothing=label_smoothing, schedule=schedule.value,
-            plateau_patience=plateau_patience,
-            augmentation=Augmentation(crop=crop, rotate=rotate, scale=scale, shift=shift,
-                                      tilt=tilt), seed=seed,
-            layout=layout, target_joints=target_joints, channels=_channels(channels), ema=ema,
-            precision=precision.value, device=device.value, workers=workers, out=str(out),
-            resume=resume, command=shlex.join(["restcn-train", *sys.argv[1:]]),
-        )
-        main_rank = os.environ.get("RANK", "0") == "0"
-        live = main_rank and console.is_terminal
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
-                            TimeElapsedColumn(), console=console, transient=True) if live else None
-        reporter = RichReporter(progress) if main_rank else None
-        with progress if progress is not None else contextlib.nullcontext():
-            metrics = train(cfg, reporter)
-    except (ValueError, OSError) as exc:  # DataError, SkeletonFormatError, FileExistsError, ...
-        typer.echo(f"restcn-train: error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    unit_channels = parse_int_list(channels, "channel counts")
+    cfg = dataclasses.replace(
+        _CONFIG, data=str(data), train_split=train_split, val_split=val_split,
+        model=model.value, window=window, window_policy=window_policy.value, epochs=epochs,
+        batch_size=batch_size, lr=lr, l1=l1, weight_decay=weight_decay, dropout=dropout,
+        label_smoothing=label_smoothing, schedule=schedule.value,
+        plateau_patience=plateau_patience,
+        augmentation=dataclasses.replace(_AUGMENT, crop=crop, rotate=rotate, scale=scale,
+                                         shift=shift, tilt=tilt),
+        seed=seed, layout=layout, target_joints=target_joints,
+        channels=tuple(unit_channels) if unit_channels else None, ema=ema,
+        precision=precision.value, device=device.value, workers=workers, out=str(out),
+        resume=resume, command=shlex.join(["restcn-train", *sys.argv[1:]]),
+    )
+    main_rank = os.environ.get("RANK", "0") == "0"
+    live = main_rank and console.is_terminal
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+                        TimeElapsedColumn(), console=console, transient=True) if live else None
+    reporter = RichReporter(progress) if main_rank else None
+    with domain_errors(), progress if progress is not None else contextlib.nullcontext():
+        metrics = train(cfg, reporter)
     if main_rank:
         console.print(
             f"final val accuracy {metrics['final_val_accuracy']:.4f} (best "
             f"{metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']}), "
-            f"{metrics['train_samples_per_second']:.0f} samples/s; wrote {out}", highlight=False, soft_wrap=True)
+            f"{metrics['train_samples_per_second']:.0f} samples/s; wrote {out}", soft_wrap=True)
 
 
 if __name__ == "__main__":  # python -m restcn_cli.train (e.g. under torchrun -m)

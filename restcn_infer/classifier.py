@@ -1,7 +1,8 @@
 """Classify skeleton sequences with an exported restcn model: numpy pre-process -> run -> softmax.
 
 One :class:`Classifier` owns one onnxruntime session. Everything it knows about the model comes
-from the model's ``restcn`` metadata (:class:`~restcn_infer.metadata.ModelMetadata`)::
+from the model's ``restcn`` metadata (:class:`~restcn_infer.metadata.ModelMetadata`), whose
+:class:`~restcn_infer.spec.ModelSpec` says how to read an input (``clf.spec.input.prepare``)::
 
     clf = Classifier()                                  # the bundled NW-UCLA model
     for result in clf.classify_files(["a.skeleton", "b.npy"]):
@@ -23,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from restcn_infer.errors import ModelError, SkeletonFormatError
-from restcn_infer.layouts import JointLayout, layout_for_joints
-from restcn_infer.metadata import METADATA_KEY, ModelMetadata
+from restcn_infer.layouts import JointLayout
+from restcn_infer.metadata import ModelMetadata
 from restcn_infer.models import BUNDLED_MODELS, resolve_model
-from restcn_infer.preprocess import to_model_input
 from restcn_infer.readers import load_sequence
 from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.session import create_session
+from restcn_infer.spec import ModelSpec
 
 log = logging.getLogger("restcn_infer")
 
@@ -54,8 +55,7 @@ class FileResult:
 
 def load_model_metadata(session, source: str) -> ModelMetadata:
     """Read and validate the ``restcn`` metadata of a session's model (:class:`ModelError`)."""
-    props = session.get_modelmeta().custom_metadata_map
-    return ModelMetadata.from_json(props.get(METADATA_KEY), source=source)
+    return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, source)
 
 
 class Classifier:
@@ -83,6 +83,7 @@ class Classifier:
                              f"{', '.join(BUNDLED_MODELS)})")
         self.session = create_session(self.model_path, device=device, threads=threads)
         self.metadata = load_model_metadata(self.session, str(self.model_path))
+        self.spec: ModelSpec = self.metadata.spec
         self.providers: list[str] = self.session.get_providers()
         self._check_graph()
         self._mapped: set[str] = set()
@@ -96,8 +97,8 @@ class Classifier:
             raise ModelError(f"{where}: expected input 'skeleton' and output 'logits', got "
                              f"inputs {sorted(inputs)} and outputs {sorted(outputs)}")
         d = inputs["skeleton"].shape[-1]
-        if isinstance(d, int) and d != self.metadata.D:
-            raise ModelError(f"{where}: graph input has D={d}, metadata says {self.metadata.D}")
+        if isinstance(d, int) and d != self.spec.input.D:
+            raise ModelError(f"{where}: graph input has D={d}, metadata says {self.spec.input.D}")
         # restcn-export gates the decoder head behind an optional input (an initializer).
         self._has_decode_input = any(i.name == "decode"
                                      for i in self.session.get_overridable_initializers())
@@ -105,38 +106,28 @@ class Classifier:
             raise ModelError(f"{where}: metadata lists decoder layers but the graph has no "
                              "'decoded' output")
 
-    def prepare(self, seq: np.ndarray, *,
-                source_layout: JointLayout | None = None) -> np.ndarray:
+    def prepare(self, seq: np.ndarray, *, source_layout: JointLayout | None = None,
+                source: object = None) -> np.ndarray:
         """A sequence ``(M, T, V, 3)`` or ``(T, V, 3)`` as one input ``(window, D)`` float32.
 
-        ``source_layout`` defaults to the layout with ``V`` joints. Raises
-        :class:`SkeletonFormatError` for an empty, non-finite or unmappable sequence.
+        :meth:`InputSpec.prepare <restcn_infer.spec.InputSpec.prepare>` of the model; a mapping
+        from another layout is logged once per layout. Raises :class:`SkeletonFormatError`
+        (naming ``source``) for an empty, non-finite or unmappable sequence.
         """
-        seq = check_sequence(seq)
-        meta = self.metadata
-        if source_layout is None:
-            try:
-                source_layout = layout_for_joints(seq.shape[2])
-            except ValueError as exc:
-                raise SkeletonFormatError(None, f"{exc}; the model expects {meta.layout} "
-                                                f"({len(meta.joint_names)} joints)") from None
-        if source_layout.name != meta.layout:
-            self._note_mapping(source_layout)
-        try:
-            return to_model_input(seq, layout=meta.joint_layout, bodies=meta.bodies,
-                                  window=meta.window, policy=meta.window_policy,
-                                  source_layout=source_layout)
-        except SkeletonFormatError:
-            raise
-        except ValueError as exc:  # joint_map: the layouts share too few joints
-            raise SkeletonFormatError(None, str(exc)) from None
+        seq = check_sequence(seq, source)
+        spec = self.spec.input
+        layout = spec.source_layout(seq.shape[2], source_layout, source)
+        if layout.name != spec.layout.name:
+            self._note_mapping(layout)
+        return spec.prepare(seq, layout=layout, source=source)
 
     def _note_mapping(self, source: JointLayout) -> None:
         if source.name not in self._mapped:
             self._mapped.add(source.name)
+            target = self.spec.input.layout
             log.warning("input joints are in layout %s (%d joints); mapping them by name to the "
                         "model's layout %s (%d joints)", source.name, source.num_joints,
-                        self.metadata.layout, len(self.metadata.joint_names))
+                        target.name, target.num_joints)
 
     def run(self, batch: np.ndarray, *,
             decode: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -145,8 +136,9 @@ class Classifier:
         ``decoded`` ``(B, L, T, D)`` is computed only when ``decode`` is true.
         """
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 3 or batch.shape[2] != self.metadata.D or batch.shape[1] < 1:
-            raise ValueError(f"expected a batch (B, T, {self.metadata.D}), got {batch.shape}")
+        d = self.spec.input.D
+        if batch.ndim != 3 or batch.shape[2] != d or batch.shape[1] < 1:
+            raise ValueError(f"expected a batch (B, T, {d}), got {batch.shape}")
         if decode and not self.metadata.decoder_layers:
             raise ModelError(f"{self.model_path}: exported without a decoder head "
                              "(re-export with --decoder-layers)")
@@ -165,7 +157,7 @@ class Classifier:
         probs /= probs.sum(axis=1, keepdims=True)  # (B, C)
         k = max(1, min(top_k, probs.shape[1]))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (B, k)
-        classes = self.metadata.classes
+        classes = self.spec.classes
         return [[Prediction(int(c), classes[c], float(row[c])) for c in idx]
                 for row, idx in zip(probs, order)]
 
@@ -190,11 +182,9 @@ class Classifier:
         for path in paths:
             path = Path(path)
             try:
-                pending.append((path, self.prepare(load_sequence(path)), None))
+                pending.append((path, self.prepare(load_sequence(path), source=path), None))
             except SkeletonFormatError as exc:
-                if exc.source == "<array>":
-                    exc = SkeletonFormatError(path, exc.reason, exc.line)
-                pending.append((path, None, exc))
+                pending.append((path, None, exc.named(path)))
             if sum(x is not None for _, x, _ in pending) == batch_size:
                 yield from self._flush(pending, top_k)
                 pending = []

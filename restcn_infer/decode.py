@@ -17,13 +17,13 @@ numpy + onnxruntime only.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from restcn_infer.atomic import atomic_write
 from restcn_infer.classifier import Classifier
 from restcn_infer.errors import ModelError
 from restcn_infer.layouts import JointLayout
@@ -75,32 +75,33 @@ def select_layers(available: Sequence[int], layers: Sequence[int] | None) -> lis
 
 def decode_sequence(classifier: Classifier, seq: np.ndarray, *,
                     layers: Sequence[int] | None = None,
-                    source_layout: JointLayout | None = None) -> DecodeResult:
+                    source_layout: JointLayout | None = None,
+                    source: object = None) -> DecodeResult:
     """Window ``seq (M, T, V, 3)`` like the classifier does and decode ``layers`` (default all).
 
     Raises:
         SkeletonFormatError: the sequence cannot be prepared (empty, non-finite, wrong joints).
         ModelError: see :func:`select_layers`.
     """
-    meta = classifier.metadata
-    index = select_layers(meta.decoder_layers, layers)
-    x = classifier.prepare(seq, source_layout=source_layout)  # (window, D)
+    available = classifier.metadata.decoder_layers
+    spec = classifier.spec
+    index = select_layers(available, layers)
+    x = classifier.prepare(seq, source_layout=source_layout, source=source)  # (window, D)
     logits, decoded = classifier.run(x[None], decode=True)  # (1, C), (1, L_all, window, D)
     decoded = decoded[0, index]  # (L, window, D)
+    bodies = spec.input.bodies
     return DecodeResult(
-        input=unflatten(x, meta.bodies),  # (window, D) -> (M, window, V, 3)
-        decoded=unflatten(decoded, meta.bodies),  # (L, window, D) -> (L, M, window, V, 3)
-        layers=[meta.decoder_layers[i] for i in index],
-        layout=meta.joint_layout,
-        classes=list(meta.classes),
+        input=unflatten(x, bodies),  # (window, D) -> (M, window, V, 3)
+        decoded=unflatten(decoded, bodies),  # (L, window, D) -> (L, M, window, V, 3)
+        layers=[available[i] for i in index],
+        layout=spec.input.layout,
+        classes=list(spec.classes),
         logits=logits[0],
     )
 
 
 def save_decoded(result: DecodeResult, path: str | os.PathLike[str]) -> Path:
     """Write ``result`` as an uncompressed ``.npz`` (keys in the module docstring), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
         "input": result.input.astype(np.float32),
         "decoded": result.decoded.astype(np.float32),
@@ -110,13 +111,4 @@ def save_decoded(result: DecodeResult, path: str | os.PathLike[str]) -> Path:
         "classes": np.asarray(result.classes, dtype=str),
         "logits": result.logits.astype(np.float32),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))

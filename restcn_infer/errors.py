@@ -1,11 +1,24 @@
-"""Typed errors of the runtime. Libraries raise these; only CLIs print and choose exit codes."""
+"""Typed errors of restcn. Libraries raise these; only CLIs print and choose exit codes.
+
+Every domain error derives from :class:`RestcnError`, so a command catches that one base (exit 1,
+the reason on stderr) and anything else — a real bug — keeps its traceback. Each error also keeps
+the builtin base it had before (``ValueError``, ``RuntimeError``, ``ImportError``), so callers
+that catch those still do.
+
+Errors of the torch side live beside their code and derive from the same base:
+``restcn_training.data.DataError``, ``restcn_export.onnx_export.ExportError``, ...
+"""
 
 from __future__ import annotations
 
 from os import PathLike
 
 
-class SkeletonFormatError(ValueError):
+class RestcnError(Exception):
+    """Base of every restcn domain error: bad input, a model or device that cannot be used."""
+
+
+class SkeletonFormatError(RestcnError, ValueError):
     """A skeleton file or sequence is not what it claims to be.
 
     The message always names the source (file path or ``<array>``), the line where it is
@@ -25,6 +38,28 @@ class SkeletonFormatError(ValueError):
         where = self.source if line is None else f"{self.source}:{line}"
         super().__init__(f"{where}: {message}")
 
+    def named(self, source: str | PathLike[str]) -> SkeletonFormatError:
+        """This error with ``source`` as its file, if it had none (an array of that file)."""
+        if self.source != "<array>":
+            return self
+        return SkeletonFormatError(source, self.reason, self.line)
 
-class ModelError(ValueError):
+
+class LayoutError(RestcnError, ValueError):
+    """A joint layout name, group or index that does not exist, or layouts that do not map."""
+
+
+class ModelError(RestcnError, ValueError):
     """A model file cannot be used: missing, corrupt, or with metadata the runtime cannot honour."""
+
+
+class DeviceError(RestcnError, RuntimeError):
+    """The requested device cannot be used (``device="cuda"`` without a working CUDA provider)."""
+
+
+class MissingDependencyError(RestcnError, ImportError):
+    """An optional package is not installed; the message is the install hint."""
+
+
+class DataError(RestcnError, ValueError):
+    """A data set cannot be used as asked (missing file, unknown split, bad labels, ...)."""

@@ -1,4 +1,5 @@
-"""Named joint layouts: joint names, bones and joint groups, so nothing downstream uses magic numbers.
+"""Named joint layouts: joint names, bones and joint groups, so nothing downstream uses magic
+numbers.
 
 Two layouts ship:
 
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from restcn_infer.errors import LayoutError
 
 #: Kinect v1 joint name -> the Kinect v2 joint at the same body location.
 KINECT_V1_TO_V2 = {
@@ -36,9 +39,9 @@ class JointLayout:
     """
 
     name: str
-    joint_names: tuple[str, ...]
-    bones: tuple[tuple[int, int], ...]
-    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    joint_names: tuple[str, ...] = field(repr=False)
+    bones: tuple[tuple[int, int], ...] = field(repr=False)
+    groups: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def num_joints(self) -> int:
@@ -53,7 +56,7 @@ class JointLayout:
         """Joint indices from a group name (``hands``), a comma list (``6,7,10``) or indices.
 
         Raises:
-            ValueError: unknown group, or an index outside the layout.
+            LayoutError: unknown group, or an index outside the layout.
         """
         if isinstance(spec, str):
             text = spec.strip()
@@ -62,17 +65,17 @@ class JointLayout:
             try:
                 indices = [int(part) for part in text.split(",") if part.strip()]
             except ValueError:
-                raise ValueError(
+                raise LayoutError(
                     f"unknown joint group {text!r} for layout {self.name}; expected one of "
                     f"{sorted(self.groups)} or comma-separated joint indices"
                 ) from None
         else:
             indices = [int(i) for i in spec]
         if not indices:
-            raise ValueError("no joints given")
+            raise LayoutError("no joints given")
         bad = [i for i in indices if not 0 <= i < self.num_joints]
         if bad:
-            raise ValueError(
+            raise LayoutError(
                 f"joint indices {bad} outside layout {self.name} (0..{self.num_joints - 1})"
             )
         return tuple(sorted(set(indices)))
@@ -142,19 +145,20 @@ LAYOUTS: dict[str, JointLayout] = {layout.name: layout for layout in (NTU25, KIN
 
 
 def get_layout(name: str) -> JointLayout:
-    """The layout registered as ``name``; ValueError listing the known names otherwise."""
+    """The layout registered as ``name``; :class:`LayoutError` listing the known names otherwise."""
     try:
         return LAYOUTS[name]
-    except KeyError:
-        raise ValueError(f"unknown joint layout {name!r}; expected one of {sorted(LAYOUTS)}") from None
+    except (KeyError, TypeError):
+        raise LayoutError(f"unknown joint layout {name!r}; expected one of "
+                          f"{sorted(LAYOUTS)}") from None
 
 
 def layout_for_joints(num_joints: int) -> JointLayout:
-    """The layout with ``num_joints`` joints (25 -> ntu25, 20 -> kinect20)."""
+    """The one layout with ``num_joints`` joints (25 -> ntu25, 20 -> kinect20), else LayoutError."""
     for layout in LAYOUTS.values():
         if layout.num_joints == num_joints:
             return layout
-    raise ValueError(
+    raise LayoutError(
         f"no joint layout has {num_joints} joints; known: "
         + ", ".join(f"{lay.name} ({lay.num_joints})" for lay in LAYOUTS.values())
     )
@@ -167,7 +171,7 @@ def joint_map(source: JointLayout, target: JointLayout) -> np.ndarray:
         int64 array of shape (target.num_joints,).
 
     Raises:
-        ValueError: a target joint has no counterpart in ``source``.
+        LayoutError: a target joint has no counterpart in ``source``.
     """
     by_name = {source.canonical_name(j): j for j in range(source.num_joints)}
     missing = [
@@ -176,7 +180,7 @@ def joint_map(source: JointLayout, target: JointLayout) -> np.ndarray:
         if target.canonical_name(j) not in by_name
     ]
     if missing:
-        raise ValueError(
+        raise LayoutError(
             f"layout {source.name} has no joints matching {missing} of layout {target.name}"
         )
     return np.array([by_name[target.canonical_name(j)] for j in range(target.num_joints)])

@@ -1,25 +1,38 @@
-"""The model metadata contract: one JSON object under the ONNX ``metadata_props`` key ``restcn``.
+"""The ONNX model metadata: one JSON object under the ``metadata_props`` key ``restcn``.
 
-Export writes it, the runtime reads only it (no torch checkpoint, no config file). A field the
-runtime cannot honour is refused with :class:`~restcn_infer.errors.ModelError` saying why.
+It is the model's :class:`~restcn_infer.spec.ModelSpec` plus what export added: the decoder
+layers of the ``decoded`` output and the export facts (precision, opset, exporter, parity)::
+
+    {"format_version": 2,
+     "architecture": "res-tcn", "input": {"layout", "joint_names", "bodies", "window", "policy",
+     "coords", "D"}, "classes": [...], "mean": [D floats], "config": {...},
+     "training": {...}, "metrics": {...},
+     "decoder_layers": [1, 4, 7, 10], "export": {"precision", "opset", "exporter", ...}}
+
+Export writes it; the runtime reads only it (no torch checkpoint, no config file). Models written
+by restcn 0.1 (format 1: flat fields, export facts under a second key ``restcn_export``) are
+read too. A field the runtime cannot honour is refused with
+:class:`~restcn_infer.errors.ModelError` naming it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from restcn_infer.errors import ModelError
-from restcn_infer.layouts import LAYOUTS, JointLayout, get_layout
-from restcn_infer.preprocess import WINDOW_POLICIES
+from restcn_infer.fields import Fields
+from restcn_infer.spec import ModelSpec, spec_from_format1
 
 METADATA_KEY = "restcn"
+#: Where format 1 kept the export facts.
+FORMAT1_EXPORT_KEY = "restcn_export"
 #: Bumped when a change would make an older runtime misread a model.
-FORMAT_VERSION = 1
-ARCHITECTURES = ("res-tcn", "ms-res-tcn")
+FORMAT_VERSION = 2
+#: Layers the Feature Map Decoder can decode: conv1 and the 9 residual units.
+MAX_DECODER_LAYER = 10
 
 
 @dataclass(frozen=True)
@@ -27,102 +40,76 @@ class ModelMetadata:
     """What a deployed model says about itself.
 
     Attributes:
-        architecture: ``res-tcn`` or ``ms-res-tcn``.
-        layout: joint layout name; ``joint_names`` repeats the names for readers without our code.
-        bodies: bodies per frame in the input; ``D = bodies * len(joint_names) * 3``.
-        window: frames per input; ``window_policy`` says how a sequence is brought to it.
-        classes: class names, index = label.
-        mean: the training split's mean skeleton, ``D`` floats (the graph subtracts it itself).
+        spec: the model description (input, classes, mean, architecture, training, metrics).
         decoder_layers: layers the graph's ``decoded`` output holds (empty: no decoder head).
-        target_joints: joints of the Targeted Attention stream (MS-Res-TCN), else empty.
-        training: how it was trained (data, split, command, recipe).
-        metrics: measured results (``final_val_accuracy``, ...).
+        export: how the file was made (``precision``, ``opset``, ``exporter``, ...).
+        format_version: the format the metadata was read from (written: always the current).
     """
 
-    architecture: str
-    layout: str
-    joint_names: list[str]
-    bodies: int
-    D: int
-    window: int
-    classes: list[str]
-    mean: list[float]
-    window_policy: str = "resample"
-    decoder_layers: list[int] = field(default_factory=list)
-    target_joints: list[int] = field(default_factory=list)
-    training: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    spec: ModelSpec
+    decoder_layers: tuple[int, ...] = ()
+    export: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
-    @property
-    def joint_layout(self) -> JointLayout:
-        return get_layout(self.layout)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def mean_array(self) -> np.ndarray:
-        """The mean skeleton as float32 ``(D,)``."""
-        return np.asarray(self.mean, dtype=np.float32)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder_layers", tuple(int(x) for x in self.decoder_layers))
+        bad = [x for x in self.decoder_layers if not 1 <= x <= MAX_DECODER_LAYER]
+        if bad or len(set(self.decoder_layers)) != len(self.decoder_layers):
+            raise ModelError(f"decoder layers must be distinct and lie in 1..{MAX_DECODER_LAYER}, "
+                             f"got {list(self.decoder_layers)}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        doc = {"format_version": FORMAT_VERSION, **self.spec.to_dict(),
+               "decoder_layers": list(self.decoder_layers), "export": dict(self.export)}
+        return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str | None, source: str = "model") -> ModelMetadata:
-        """Parse and validate; :class:`ModelError` says what is missing or unsupported."""
+    def from_json(cls, text: str | None, source: str = "model",
+                  format1_export: str | None = None) -> ModelMetadata:
+        """Parse and validate (format 1 or 2); :class:`ModelError` says what is wrong.
+
+        Args:
+            format1_export: the ``restcn_export`` entry of a format-1 model, if any.
+        """
         if text is None:
             raise ModelError(
                 f"{source}: no '{METADATA_KEY}' metadata; was it written by restcn-export?"
             )
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{source}: '{METADATA_KEY}' metadata is not JSON: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ModelError(f"{source}: '{METADATA_KEY}' metadata must be a JSON object")
-        version = raw.get("format_version")
-        if not isinstance(version, int):
-            raise ModelError(f"{source}: metadata has no integer format_version")
+        raw = _loads(text, f"{source}: '{METADATA_KEY}' metadata")
+        f = Fields(raw, f"{source}: metadata", ModelError)
+        version = f.int("format_version", low=1)
         if version > FORMAT_VERSION:
             raise ModelError(
                 f"{source}: metadata format_version {version} is newer than this runtime "
                 f"supports ({FORMAT_VERSION}); upgrade restcn"
             )
-        known = {f for f in cls.__dataclass_fields__}
-        required = {"architecture", "layout", "joint_names", "bodies", "D", "window", "classes",
-                    "mean"}
-        missing = sorted(required - raw.keys())
-        if missing:
-            raise ModelError(f"{source}: metadata lacks {missing}")
-        meta = cls(**{k: v for k, v in raw.items() if k in known})
-        meta.validate(source)
-        return meta
+        if version == 1:
+            spec = spec_from_format1(raw, f"{source}: metadata")
+            export = (_loads(format1_export, f"{source}: '{FORMAT1_EXPORT_KEY}' metadata")
+                      if format1_export else {})
+            export = export if isinstance(export, dict) else {}
+        else:
+            spec = ModelSpec.from_dict(raw, f"{source}: metadata")
+            export = f.object("export", {})
+        layers = f.int_list("decoder_layers", [], low=1, high=MAX_DECODER_LAYER)
+        try:
+            return cls(spec=spec, decoder_layers=tuple(layers), export=export,
+                       format_version=version)
+        except ModelError as exc:
+            raise ModelError(f"{source}: metadata: {exc}") from None
 
-    def validate(self, source: str = "model") -> None:
-        """Check internal consistency; raise :class:`ModelError` naming the bad field."""
-        def bad(field_name: str, why: str) -> ModelError:
-            return ModelError(f"{source}: metadata field {field_name!r} {why}")
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
+        """From an ONNX file's ``metadata_props`` (a session's ``custom_metadata_map``)."""
+        return cls.from_json(props.get(METADATA_KEY), source, props.get(FORMAT1_EXPORT_KEY))
 
-        if self.architecture not in ARCHITECTURES:
-            raise bad("architecture", f"is {self.architecture!r}, expected one of {ARCHITECTURES}")
-        if self.layout not in LAYOUTS:
-            raise bad("layout", f"is {self.layout!r}, this runtime knows {sorted(LAYOUTS)}")
-        if list(self.joint_names) != list(get_layout(self.layout).joint_names):
-            raise bad("joint_names", f"do not match layout {self.layout}")
-        if not isinstance(self.bodies, int) or self.bodies < 1:
-            raise bad("bodies", f"must be a positive int, got {self.bodies!r}")
-        expected_d = self.bodies * len(self.joint_names) * 3
-        if self.D != expected_d:
-            raise bad("D", f"is {self.D}, expected bodies*joints*3 = {expected_d}")
-        if not isinstance(self.window, int) or self.window < 1:
-            raise bad("window", f"must be a positive int, got {self.window!r}")
-        if self.window_policy not in WINDOW_POLICIES:
-            raise bad("window_policy", f"is {self.window_policy!r}, expected {WINDOW_POLICIES}")
-        if len(self.classes) < 2:
-            raise bad("classes", "must name at least 2 classes")
-        if len(self.mean) != self.D:
-            raise bad("mean", f"has {len(self.mean)} values, expected D = {self.D}")
-        if any(not 1 <= layer <= 10 for layer in self.decoder_layers):
-            raise bad("decoder_layers", f"must lie in 1..10, got {self.decoder_layers}")
+
+def _loads(text: str, where: str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity (not JSON) and names the document."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a JSON number")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:
+        raise ModelError(f"{where} is not JSON: {exc}") from None

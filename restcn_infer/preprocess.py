@@ -1,4 +1,5 @@
-"""The one preprocessing path shared by training, export checks, file inference and streaming.
+"""The steps of the one preprocessing path shared by training, export checks, file inference and
+streaming; :meth:`restcn_infer.spec.InputSpec.prepare` composes them for a model.
 
 A sequence ``(M, T, V, 3)`` becomes a network input ``(window, D)`` in four steps:
 
@@ -108,34 +109,3 @@ def unflatten(x: np.ndarray, bodies: int) -> np.ndarray:
         raise ValueError(f"D={d} is not bodies({bodies}) x joints x 3")
     out = x.reshape(*lead, t, bodies, v, 3)  # (..., T, M, V, 3)
     return np.moveaxis(out, -3, -4)  # (..., M, T, V, 3)
-
-
-def to_model_input(
-    seq: np.ndarray,
-    *,
-    layout: JointLayout,
-    bodies: int,
-    window: int,
-    policy: str = "resample",
-    source_layout: JointLayout | None = None,
-) -> np.ndarray:
-    """A sequence ``(M, T, V, 3)`` as one network input ``(window, bodies*V*3)`` float32.
-
-    Args:
-        seq: raw coordinates; ``source_layout`` names its joints (default: ``layout``).
-        layout: the model's joint layout.
-        bodies: the model's number of bodies.
-        window: the model's number of frames.
-        policy: the model's window policy.
-    """
-    source_layout = source_layout or layout
-    if seq.ndim != 4 or seq.shape[2] != source_layout.num_joints or seq.shape[3] != 3:
-        raise SkeletonFormatError(
-            None,
-            f"expected (M, T, {source_layout.num_joints}, 3) for layout {source_layout.name}, "
-            f"got {seq.shape}",
-        )
-    seq = adapt_layout(seq, source_layout, layout)
-    seq = fit_bodies(seq, bodies)
-    seq = fit_window(seq, window, policy)
-    return flatten(seq.astype(np.float32, copy=False))

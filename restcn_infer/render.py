@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from restcn_infer.atomic import atomic_write
+from restcn_infer.errors import MissingDependencyError
+
 VIZ_HINT = "drawing needs matplotlib: pip install 'restcn[viz]'"
 INPUT_COLOR, DECODED_COLOR = "#222222", "#1f5fbf"
 
 
-class MissingVizError(ImportError):
+class MissingVizError(MissingDependencyError):
     """matplotlib is not installed; the message is the install hint."""
 
 
@@ -157,30 +159,14 @@ def _grab(fig):
 
 def _save_gif(images: list, out: Path, fps: int) -> None:
     palette = [image.quantize(colors=32) for image in images]
-    _atomic_write(out, lambda fh: palette[0].save(
+    atomic_write(out, lambda fh: palette[0].save(
         fh, format="GIF", save_all=True, append_images=palette[1:], duration=int(1000 / fps),
         loop=0, optimize=True))
 
 
 def save_png(fig, out: str | os.PathLike[str]) -> Path:
     """Write ``fig`` as a PNG at ``out`` atomically."""
-    out = Path(out)
-    _atomic_write(out, lambda fh: fig.savefig(fh, format="png"))
-    return out
-
-
-def _atomic_write(out: Path, write) -> None:
-    """``write(file_object)`` into a temp file beside ``out``, then rename it over ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return atomic_write(out, lambda fh: fig.savefig(fh, format="png"))
 
 
 def render_decoded(input_seq: np.ndarray, decoded: np.ndarray, layers: Sequence[int],

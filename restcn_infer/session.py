@@ -1,14 +1,17 @@
 """One onnxruntime session, with the execution provider picked by a device name.
 
 ``device``: ``auto`` tries CUDA then CPU; ``cuda`` requires CUDA; ``cpu`` uses the CPU only.
-When CUDA is wanted but onnxruntime cannot start it (no GPU, missing CUDA/cuDNN libraries), the
-caller gets one clear line through the ``restcn_infer`` logger instead of onnxruntime's wall of
-provider logs: onnxruntime's own logging is silenced while the session is being created.
+``auto`` on a machine without an NVIDIA driver goes straight to the CPU, silently: there is
+nothing to fix. When a driver is there (or ``cuda`` was asked for) but onnxruntime cannot start
+CUDA (missing CUDA/cuDNN libraries), the caller gets one clear line through the
+``restcn_infer`` logger instead of onnxruntime's wall of provider logs: onnxruntime's own
+logging is silenced while the session is being created.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 from pathlib import Path
@@ -16,10 +19,11 @@ from pathlib import Path
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from restcn_infer.errors import ModelError
+from restcn_infer.errors import DeviceError, ModelError
 
 log = logging.getLogger("restcn_infer")
 
+#: Runtime devices (``--device`` of every ``restcn-infer`` command).
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -29,10 +33,6 @@ _LOAD_ERRORS = (RuntimeError, ValueError, ort_state.Fail, ort_state.InvalidArgum
                 ort_state.InvalidGraph, ort_state.NotImplemented, ort_state.RuntimeException)
 #: onnxruntime's log levels: 0 verbose, 1 info, 2 warning (its default), 3 error, 4 fatal.
 _ORT_DEFAULT_SEVERITY = 2
-
-
-class DeviceError(RuntimeError):
-    """The requested device cannot be used (``device="cuda"`` without a working CUDA provider)."""
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -56,13 +56,14 @@ def create_session(path: Path, *, device: str = "auto",
     """An ``InferenceSession`` on ``path`` for ``device`` (see the module docstring).
 
     Raises:
-        ValueError: unknown device or bad thread count.
+        DeviceError: unknown device.
+        ValueError: a thread count below 1.
         DeviceError: ``device="cuda"`` and CUDA cannot be started.
         ModelError: onnxruntime cannot load the file (corrupt, not ONNX, unsupported ops).
     """
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
-    want_cuda = device in ("auto", "cuda")
+        raise DeviceError(f"unknown device {device!r}; expected one of {DEVICES}")
+    want_cuda = device == "cuda" or (device == "auto" and nvidia_driver_present())
     if want_cuda and CUDA not in ort.get_available_providers():
         if device == "cuda":
             raise DeviceError("device 'cuda' requested but this onnxruntime has no CUDA provider; "
@@ -82,9 +83,21 @@ def create_session(path: Path, *, device: str = "auto",
     if want_cuda and CUDA not in session.get_providers():
         reason = cuda_load_error() or "no usable GPU"
         if device == "cuda":
-            raise DeviceError(f"device 'cuda' requested but onnxruntime cannot start CUDA: {reason}")
+            raise DeviceError(f"device 'cuda' requested but onnxruntime cannot start CUDA: "
+                              f"{reason}")
         log.warning("CUDA unavailable (%s); running on CPU", reason)
     return session
+
+
+@functools.cache
+def nvidia_driver_present() -> bool:
+    """Whether this machine has an NVIDIA driver (``libcuda``): only then can CUDA work."""
+    name = "nvcuda.dll" if os.name == "nt" else "libcuda.so.1"
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
 
 
 def cuda_load_error() -> str | None:

@@ -83,7 +83,8 @@ def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameM
         raise bad(f"expected a JSON object, got {type(obj).__name__}")
     missing = [key for key in ("stream", "joints") if key not in obj]
     if missing:
-        raise bad(f"missing key(s) {missing}; expected {{\"stream\": id, \"joints\": [[x, y, z], ...]}}")
+        raise bad(f"missing key(s) {missing}; expected "
+                  '{"stream": id, "joints": [[x, y, z], ...]}')
     raw_stream = obj["stream"]
     if isinstance(raw_stream, bool) or not isinstance(raw_stream, (str, int)) or raw_stream == "":
         raise bad(f"stream: expected a non-empty string id, got {raw_stream!r}")
@@ -91,7 +92,8 @@ def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameM
     try:
         joints = np.asarray(obj["joints"])
     except ValueError:  # ragged nesting
-        raise bad("joints: expected equal-length [x, y, z] lists (V, 3) or (bodies, V, 3)") from None
+        raise bad("joints: expected equal-length [x, y, z] lists (V, 3) or (bodies, V, 3)"
+                  ) from None
     if joints.dtype.kind not in "iuf":
         raise bad("joints: expected numbers only, got strings, booleans, nulls or objects")
     if joints.ndim not in (2, 3) or joints.shape[-1] != 3:

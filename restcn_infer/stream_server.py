@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from restcn_infer.errors import MissingDependencyError
 from restcn_infer.stream_protocol import (
     MAX_LINE_CHARS,
     StreamStats,
@@ -36,7 +37,7 @@ MAX_OUTBOX = 10_000
 IDLE_CHECK_S = 1.0
 
 
-class ServeDependencyError(ImportError):
+class ServeDependencyError(MissingDependencyError):
     """The optional ``websockets`` package is missing."""
 
 

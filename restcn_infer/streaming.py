@@ -9,7 +9,7 @@ call and returns one :class:`StreamDecision` each::
 
     sc = StreamClassifier(Classifier("model.onnx"), hop=8)
     for stream_id, frame in frames:        # frame: (bodies, V, 3) or (V, 3)
-        sc.push(stream_id, frame)          # SkeletonFormatError: that frame is rejected, nothing else
+        sc.push(stream_id, frame)          # SkeletonFormatError: that frame is rejected, no more
     for decision in sc.poll():             # one batched session call for all due streams
         ...
 
@@ -35,15 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from restcn_infer.errors import ModelError, SkeletonFormatError
-from restcn_infer.layouts import LAYOUTS, joint_map
+from restcn_infer.errors import LayoutError, ModelError, RestcnError, SkeletonFormatError
+from restcn_infer.layouts import joint_map
 from restcn_infer.preprocess import unflatten
 
 #: Bodies a single frame may carry (Kinect tracks at most 6); more is a malformed frame.
 MAX_BODIES_PER_FRAME = 6
 
 
-class StreamLimitError(ValueError):
+class StreamLimitError(RestcnError, ValueError):
     """A new stream was refused because ``max_streams`` live streams already exist."""
 
 
@@ -112,7 +112,7 @@ class StreamClassifier:
 
     Args:
         classifier: a :class:`restcn_infer.classifier.Classifier` (anything with its
-            ``metadata``, ``prepare``, ``run`` and ``predict``).
+            ``metadata``, ``spec``, ``prepare``, ``run`` and ``predict``).
         hop: a stream is due every ``hop`` frames, from its ``hop``-th frame on.
         window: frames of history per decision (default: the model's window); the model's
             window policy maps them to the model's input length, as for a file.
@@ -140,7 +140,8 @@ class StreamClassifier:
     ) -> None:
         meta = classifier.metadata
         self.classifier = classifier
-        self.window = meta.window if window is None else int(window)
+        self.spec = classifier.spec.input
+        self.window = self.spec.window if window is None else int(window)
         for name, value in (("hop", hop), ("window", self.window), ("top_k", top_k),
                             ("max_streams", max_streams), ("max_batch", max_batch)):
             if value < 1:
@@ -156,15 +157,10 @@ class StreamClassifier:
         self.max_streams = int(max_streams)
         self.max_batch = int(max_batch)
         self.clock = clock
-        self.bodies = int(meta.bodies)
-        self.layout = meta.joint_layout
+        self.bodies = self.spec.bodies
+        self.layout = self.spec.layout
         # Joint count -> index of each model joint in such a frame; None: the model's own layout.
         self._joint_maps: dict[int, np.ndarray | None] = {self.layout.num_joints: None}
-        for source in LAYOUTS.values():
-            try:
-                self._joint_maps.setdefault(source.num_joints, joint_map(source, self.layout))
-            except ValueError:  # that layout lacks joints the model needs
-                continue
         self._streams: OrderedDict[Hashable, _Stream] = OrderedDict()  # least recent first
         self._ready: list[PendingWindow] = []
         self.skipped_empty = 0  # due windows without any body: no decision
@@ -211,7 +207,8 @@ class StreamClassifier:
         try:
             a = np.asarray(frame, dtype=np.float32)
         except (TypeError, ValueError) as exc:
-            raise SkeletonFormatError(source, f"expected a numeric (bodies, V, 3) frame: {exc}")
+            raise SkeletonFormatError(source, f"expected a numeric (bodies, V, 3) frame: {exc}"
+                                      ) from None
         if a.ndim == 2:
             a = a[None]  # (V, 3) -> (1, V, 3)
         if a.ndim != 3 or a.shape[2] != 3 or not 1 <= a.shape[0] <= MAX_BODIES_PER_FRAME:
@@ -220,16 +217,21 @@ class StreamClassifier:
                 f"expected a frame of shape (V, 3) or (bodies <= {MAX_BODIES_PER_FRAME}, V, 3), "
                 f"got {a.shape}",
             )
-        if a.shape[1] not in self._joint_maps:
-            raise SkeletonFormatError(
-                source,
-                f"expected {sorted(self._joint_maps)} joints for a {self.layout.name} model, "
-                f"got {a.shape[1]}",
-            )
+        index = self._joint_map(a.shape[1], source)
         if not np.isfinite(a).all():
             raise SkeletonFormatError(source, "frame contains NaN or infinite coordinates")
-        index = self._joint_maps[a.shape[1]]
         return a if index is None else a[:, index]
+
+    def _joint_map(self, num_joints: int, source: str) -> np.ndarray | None:
+        """Index of each model joint in a frame of ``num_joints`` joints (None: the model's own
+        layout), found as :meth:`InputSpec.source_layout` finds a file's layout."""
+        if num_joints not in self._joint_maps:
+            layout = self.spec.source_layout(num_joints, source=source)
+            try:
+                self._joint_maps[num_joints] = joint_map(layout, self.layout)
+            except LayoutError as exc:
+                raise SkeletonFormatError(source, str(exc)) from None
+        return self._joint_maps[num_joints]
 
     def push(self, stream: Hashable, frame: Any, t: float | None = None) -> None:
         """Append one frame to ``stream`` (created on first use); queue a window when due.

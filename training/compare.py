@@ -32,12 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from restcn_infer.datasets import LabelledSplit
+from restcn_infer.errors import DataError, LayoutError, RestcnError
 from restcn_infer.layouts import get_layout
-from restcn_training.checkpoint import load_checkpoint
-from restcn_training.data import DataError, SkeletonSplit, load_training_data
+from restcn_training.checkpoint import Checkpoint
+from restcn_training.data import load_training_data
 
 
-class CompareError(ValueError):
+class CompareError(RestcnError, ValueError):
     """The runs cannot be compared (missing files, different classes or validation split)."""
 
 
@@ -137,19 +139,19 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     try:
         metrics = json.loads((path / "metrics.json").read_text())
-        ckpt = load_checkpoint(path / "checkpoint.pt")
-    except (OSError, ValueError) as exc:
+        spec = Checkpoint.load(path / "checkpoint.pt").spec
+    except (OSError, ValueError) as exc:  # CheckpointError is a ValueError
         raise CompareError(f"{path}: not a finished restcn-train run ({exc})") from None
-    classes = [str(c) for c in ckpt["classes"]]
+    classes = list(spec.classes)
     per_class = metrics.get("per_class_accuracy", {})
     missing = [c for c in classes if c not in per_class]
     if missing:
         raise CompareError(f"{path}/metrics.json: no per-class accuracy for {missing}")
-    return Run(path=path, architecture=str(ckpt["architecture"]), classes=classes,
+    return Run(path=path, architecture=spec.architecture, classes=classes,
                per_class=[float(per_class[c]) for c in classes],
                accuracy=float(metrics["final_val_accuracy"]),
-               target_joints=[int(j) for j in ckpt.get("target_joints") or []],
-               layout=str(ckpt["layout"]), training=dict(ckpt.get("training") or {}))
+               target_joints=list(spec.target_joints), layout=spec.input.layout.name,
+               training=dict(spec.training))
 
 
 def load_side(path: str | Path) -> Side:
@@ -182,7 +184,7 @@ def _split_of(run: Run) -> tuple[str, str]:
     return Path(str(run.training.get("data", ""))).name, str(run.training.get("val_split", ""))
 
 
-def motion_shares(split: SkeletonSplit, joints: list[int],
+def motion_shares(split: LabelledSplit, joints: list[int],
                   reference: list[int] | None = None) -> np.ndarray:
     """Share of the motion energy carried by ``joints``, one value per sequence ``(N,)``.
 
@@ -227,13 +229,13 @@ def compare_runs(a: str | Path, b: str | Path, target_joints: str | list[int] | 
     if _split_of(ra) != _split_of(rb):
         raise CompareError(f"{a} and {b} validate on different data "
                            f"({_split_of(ra)} vs {_split_of(rb)})")
-    layout = get_layout(rb.layout)
     try:
+        layout = get_layout(rb.layout)
         if target_joints is not None:
             joints = list(layout.resolve_joints(target_joints))
         else:
             joints = rb.target_joints or ra.target_joints or list(layout.resolve_joints("hands"))
-    except ValueError as exc:
+    except LayoutError as exc:
         raise CompareError(str(exc)) from None
 
     shares, criterion = _class_shares(rb, joints, data)

@@ -19,9 +19,9 @@ the paper. ``up_n`` is linear interpolation straight to length ``n`` with half-p
 ``(X_l, X_5, X_8)`` plus ``mu``: the decoder is a fixed linear head on hidden activations, which
 ``restcn_export`` compiles into the ONNX graph as the output ``decoded``.
 
-The block boundaries are read from the model (the units with a shortcut conv), so the same code
-decodes the default Res-TCN, tiny test configs and the main stream of MS-Res-TCN (which uses the
-same submodule names ``conv1``, ``units``, ``mean``).
+The block boundaries are read from the trunk (the units with a shortcut conv), so the same code
+decodes the default Res-TCN, tiny test configs and the main stream of MS-Res-TCN (every
+architecture names the trunk to decode: ``SkeletonNetwork.decoded_trunk``).
 
 Torch stores activations as ``(B, C, T)``; the code keeps that layout and multiplies by the
 transposed matrices, so ``X W`` above reads ``W^T @ x`` below (shape comments on every line).
@@ -34,6 +34,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from restcn_training.layers import ResTCNTrunk
+from restcn_training.network import SkeletonNetwork
 
 
 def upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -51,12 +54,12 @@ def upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten.upsample_linear1d(x, [like.shape[-1]], False)
 
 
-def transition_layers(model: nn.Module) -> list[int]:
+def transition_layers(trunk: ResTCNTrunk) -> list[int]:
     """Layers whose unit changes channels or stride (a 1x1 shortcut conv): ``[5, 8]`` for Res-TCN.
 
-    Layer ``l >= 2`` is the output of ``model.units[l - 2]``.
+    Layer ``l >= 2`` is the output of ``trunk.units[l - 2]``.
     """
-    return [i + 2 for i, unit in enumerate(model.units) if unit.shortcut is not None]
+    return [i + 2 for i, unit in enumerate(trunk.units) if unit.shortcut is not None]
 
 
 class FeatureMapDecoder(nn.Module):
@@ -67,24 +70,26 @@ class FeatureMapDecoder(nn.Module):
     ``W_tilde_k`` (``N_k x N_{k-1}``), and the mean skeleton ``mu (D,)``.
 
     Args:
-        model: a Res-TCN (or MS-Res-TCN: its main stream) with ``conv1``, ``units``, ``mean``.
+        model: a registered architecture; its ``decoded_trunk`` (Res-TCN: the trunk,
+            MS-Res-TCN: the main stream) and ``mean`` are read.
         layers: layer numbers to decode, 1-based (layer 1 = conv1, layer l = unit l-1).
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[int]) -> None:
+    def __init__(self, model: SkeletonNetwork, layers: Sequence[int]) -> None:
         super().__init__()
-        num_layers = 1 + len(model.units)
+        trunk = model.decoded_trunk
+        num_layers = 1 + len(trunk.units)
         self.layers = [int(layer) for layer in layers]
         bad = [layer for layer in self.layers if not 1 <= layer <= num_layers]
         if not self.layers or bad:
             raise ValueError(f"decoder layers must be a non-empty subset of 1..{num_layers}, "
                              f"got {list(layers)}")
-        self.transitions = transition_layers(model)
+        self.transitions = transition_layers(trunk)
         with torch.no_grad():
             self.register_buffer("mu", model.mean.detach().clone())  # (D,)
-            self.register_buffer("w_hat_1", model.conv1.compressed_filters().detach().clone())
+            self.register_buffer("w_hat_1", trunk.conv1.compressed_filters().detach().clone())
             for k in self.transitions:
-                unit = model.units[k - 2]
+                unit = trunk.units[k - 2]
                 w_hat = unit.conv.compressed_filters()  # (N_k, N_{k-1})
                 w_tilde = unit.shortcut.compressed_filters()  # 1x1 conv: its only tap
                 self.register_buffer(f"w_hat_{k}", w_hat.detach().clone())
@@ -128,7 +133,7 @@ class FeatureMapDecoder(nn.Module):
 
 
 @torch.no_grad()
-def decode_layers(model: nn.Module, x: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+def decode_layers(model: SkeletonNetwork, x: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
     """Decoded skeletons of ``layers`` for raw input ``x (B, T, D)`` -> ``(B, L, T, D)``.
 
     Runs the model in its current mode: call ``model.eval()`` first (dropout off).

@@ -18,31 +18,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from restcn_infer.layouts import JointLayout, get_layout
-from restcn_infer.preprocess import to_model_input, unflatten
-from restcn_training.checkpoint import load_checkpoint, model_from_checkpoint
+from restcn_infer.errors import RestcnError
+from restcn_infer.layouts import JointLayout
+from restcn_infer.preprocess import unflatten
+from restcn_training.checkpoint import Checkpoint
 
 
-class DiagnoseError(ValueError):
+class DiagnoseError(RestcnError, ValueError):
     """A run, data set, split or class cannot be diagnosed as asked."""
 
 
-def load_run(run: str | os.PathLike[str]) -> tuple[dict[str, Any], nn.Module]:
+def load_run(run: str | os.PathLike[str]) -> tuple[Checkpoint, nn.Module]:
     """The checkpoint and eval-mode model of a run directory (``checkpoint.pt``) or a ``.pt``."""
-    path = Path(run)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    try:
-        ckpt = load_checkpoint(path)
-    except (FileNotFoundError, ValueError) as exc:
-        raise DiagnoseError(str(exc)) from None
-    return ckpt, model_from_checkpoint(ckpt)
+    ckpt = Checkpoint.load(run)
+    return ckpt, ckpt.build_model()
 
 
 def motion_primitives(model: nn.Module, scale: float | None = None) -> tuple[np.ndarray, float]:
@@ -50,7 +44,7 @@ def motion_primitives(model: nn.Module, scale: float | None = None) -> tuple[np.
 
     Returns the primitives and the scale used (``None``: see the module docstring).
     """
-    weight = model.conv1.weight.detach().double().numpy()  # (N, D, f)
+    weight = model.decoded_trunk.conv1.weight.detach().double().numpy()  # (N, D, f)
     mu = model.mean.detach().double().numpy()  # (D,)
     offsets = weight.transpose(0, 2, 1)  # (N, D, f) -> (N, f, D)
     if scale is None:
@@ -72,10 +66,11 @@ def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str
 
     ckpt, model = load_run(run)
     prims, scale = motion_primitives(model, scale)  # (N, f, D)
-    bodies = int(ckpt["bodies"])
-    layout = get_layout(ckpt["layout"])
-    skeletons = unflatten(prims, bodies).swapaxes(1, 2)  # (N, M, f, V, 3) -> (N, f, M, V, 3)
-    norms = np.linalg.norm(model.conv1.weight.detach().numpy().reshape(len(prims), -1), axis=1)
+    layout = ckpt.spec.input.layout
+    skeletons = unflatten(prims, ckpt.spec.input.bodies)  # (N, f, D) -> (N, M, f, V, 3)
+    skeletons = skeletons.swapaxes(1, 2)  # -> (N, f, M, V, 3)
+    weight = model.decoded_trunk.conv1.weight.detach().numpy()
+    norms = np.linalg.norm(weight.reshape(len(prims), -1), axis=1)
     order = np.arange(len(prims)) if top is None else np.argsort(-norms, kind="stable")[:top]
     labels = [f"#{i} |w|={norms[i]:.2f}" for i in order]
     out = render_primitives(skeletons[order], layout.bones, Path(out_dir) / "primitives.png",
@@ -89,10 +84,7 @@ def class_sequences(data: str | os.PathLike[str], split: str, class_name: str,
     (a PYSKL pickle or a packed benchmark directory), in the data set's order."""
     from restcn_training.data import load_training_data
 
-    try:
-        dataset = load_training_data(data, split, split)
-    except ValueError as exc:  # DataError and friends: missing file, unknown split, ...
-        raise DiagnoseError(str(exc)) from None
+    dataset = load_training_data(data, split, split)
     if class_name not in dataset.classes:
         raise DiagnoseError(f"{data}: no class {class_name!r}; classes: "
                             f"{', '.join(dataset.classes)}")
@@ -104,16 +96,13 @@ def class_sequences(data: str | os.PathLike[str], split: str, class_name: str,
 
 
 @torch.no_grad()
-def filter_responses(ckpt: dict[str, Any], model: nn.Module, sequences: list[np.ndarray],
+def filter_responses(ckpt: Checkpoint, model: nn.Module, sequences: list[np.ndarray],
                      source_layout: JointLayout) -> np.ndarray:
     """``|W_1 * (X_0 - mu)|`` (conv1 without bias) for each sequence: ``(S, N, window)``."""
-    x = np.stack([
-        to_model_input(seq, layout=get_layout(ckpt["layout"]), bodies=int(ckpt["bodies"]),
-                       window=int(ckpt["window"]), policy=ckpt.get("window_policy", "resample"),
-                       source_layout=source_layout)
-        for seq in sequences])  # (S, window, D)
+    spec = ckpt.spec.input
+    x = np.stack([spec.prepare(seq, layout=source_layout) for seq in sequences])  # (S, window, D)
     x = torch.from_numpy(x) - model.mean  # (S, window, D)
-    conv1 = model.conv1
+    conv1 = model.decoded_trunk.conv1
     response = conv1(x.transpose(1, 2))  # (S, D, window) -> (S, N, window)
     if conv1.bias is not None:
         response = response - conv1.bias[:, None]

@@ -14,6 +14,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from restcn_infer.errors import DeviceError
+
+#: Training devices (``restcn-train --device``).
+TRAIN_DEVICES = ("auto", "cpu", "cuda")
+
 
 @dataclass(frozen=True)
 class Context:
@@ -33,11 +38,11 @@ class Context:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is a ValueError."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; expected auto, cpu or cuda")
+    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is a DeviceError."""
+    if name not in TRAIN_DEVICES:
+        raise DeviceError(f"unknown device {name!r}; expected one of {TRAIN_DEVICES}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (torch "
+        raise DeviceError("--device cuda: no CUDA device is available (torch "
                          f"{torch.__version__}, built with CUDA {torch.version.cuda})")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")

@@ -33,104 +33,39 @@ memory and non-blocking copies; under torchrun it trains data-parallel (DDP), ra
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import io
+import dataclasses
 import json
 import os
-import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from restcn_infer.preprocess import WINDOW_POLICIES
+from restcn_infer.atomic import atomic_write_text
+from restcn_infer.spec import InputSpec, ModelSpec
 from restcn_training import distributed
-from restcn_training.augment import Augmentation
-from restcn_training.checkpoint import CHECKPOINT_FORMAT, atomic_torch_save
-from restcn_training.data import TrainingData, WindowedDataset, load_training_data, mean_skeleton
-from restcn_training.registry import create_model, model_names
-from restcn_training.res_tcn import ResTCNConfig
-
-HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
-SCHEDULES = ("cosine", "plateau")
-#: The default recipe's augmentation (tuned on NW-UCLA cross-view / UTD-MHAD cross-subject).
-DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5, tilt=15.0)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-#: Recipe fields added after runs were recorded (flattened name: the value that behaves as the
-#: older code did). A recorded recipe without one of them had it at this value.
-LATER_RECIPE_FIELDS = {"ema": 0.0, "augmentation.tilt": 0.0}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run. Fields above ``device`` define the result; ``resume``
-    refuses to continue a run whose result-defining fields differ."""
-
-    data: str
-    train_split: str
-    val_split: str
-    model: str = "res-tcn"
-    window: int = 64
-    window_policy: str = "resample"
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 0.01
-    momentum: float = 0.9
-    l1: float = 1e-4
-    weight_decay: float = 0.0
-    dropout: float = 0.5
-    label_smoothing: float = 0.1
-    schedule: str = "cosine"
-    plateau_patience: int = 10
-    augmentation: Augmentation = field(default_factory=lambda: DEFAULT_AUGMENTATION)
-    seed: int = 0
-    layout: str | None = None
-    target_joints: str | None = None
-    channels: tuple[int, ...] | None = None  # residual unit channels (conv1 = first); tiny models
-    precision: str = "auto"
-    ema: float = 0.0  # EMA decay of the evaluated/saved weights; 0 = off
-    # -- not part of the result --
-    device: str = "auto"
-    workers: int | None = None  # None: 0 on CPU; on CUDA the CPUs per local rank, at most 8
-    out: str = "runs/run"
-    resume: bool = False
-    command: str = ""
-
-    def recipe(self) -> dict[str, Any]:
-        """The result-defining fields (JSON-friendly)."""
-        d = asdict(self)
-        for key in ("device", "workers", "out", "resume", "command"):
-            d.pop(key)
-        d["channels"] = list(self.channels) if self.channels else None
-        return d
-
-    def validate(self) -> None:
-        """Raise ValueError for a value no run can use (before any data is read)."""
-        checks = [
-            (self.model in model_names(), f"unknown model {self.model!r}; expected one of {model_names()}"),
-            (self.window >= 1, f"window must be >= 1, got {self.window}"),
-            (self.window_policy in WINDOW_POLICIES, f"window policy must be one of {WINDOW_POLICIES}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
-            (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
-            (0.0 <= self.ema < 1.0, f"ema decay must be in [0, 1), got {self.ema}"),
-            (self.target_joints is None or self.model == "ms-res-tcn",
-             "--target-joints only applies to --model ms-res-tcn"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+from restcn_training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    CheckpointError,
+    atomic_torch_save,
+    safe_torch_load,
+)
+from restcn_training.config import ConfigError, TrainConfig, recipe_difference
+from restcn_training.data import WindowedDataset, load_training_data, mean_skeleton
+from restcn_training.registry import UnknownModelError, config_for, create_model
+from restcn_training.run_state import (
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    weights_digest,
+    write_history,
+)
 
 
 class Reporter(Protocol):
@@ -156,21 +91,19 @@ class SilentReporter:
         pass
 
 
-def build_model_config(cfg: TrainConfig, data: TrainingData) -> dict[str, Any]:
-    """The registry config dict of ``cfg.model`` for ``data``."""
-    base = ResTCNConfig(in_channels=data.bodies * data.layout.num_joints * 3,
-                        num_classes=len(data.classes), dropout=cfg.dropout)
-    if cfg.channels:
-        base.conv1_channels = cfg.channels[0]
-        base.unit_channels = tuple(cfg.channels)
-        if len(cfg.channels) != len(base.unit_strides):
-            raise ValueError(f"--channels needs {len(base.unit_strides)} values, got {len(cfg.channels)}")
-    config = base.to_dict()
-    if cfg.model == "ms-res-tcn":
-        joints = data.layout.resolve_joints(cfg.target_joints or "hands")
-        config.update(num_joints=data.layout.num_joints, bodies=data.bodies,
-                      target_joints=list(joints))
-    return config
+def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int) -> dict[str, Any]:
+    """The registry config dict of ``cfg.model`` for the run's input.
+
+    Raises:
+        ConfigError: ``channels`` of the wrong length, or target joints the layout lacks.
+    """
+    options: dict[str, Any] = {"dropout": cfg.dropout, "channels": cfg.channels}
+    if cfg.target_joints is not None:
+        options["target_joints"] = cfg.target_joints
+    try:
+        return config_for(cfg.model, spec, num_classes, **options)
+    except UnknownModelError as exc:
+        raise ConfigError(str(exc).replace("channels needs", "--channels needs")) from None
 
 
 def _precision(device: torch.device, precision: str) -> tuple[torch.dtype | None, bool]:
@@ -182,38 +115,8 @@ def _precision(device: torch.device, precision: str) -> tuple[torch.dtype | None
     if precision == "fp32":
         return None, False
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 needs CUDA; use bf16 or fp32 on CPU")
+        raise ConfigError("--precision fp16 needs CUDA; use bf16 or fp32 on the CPU")
     return (torch.bfloat16, False) if precision == "bf16" else (torch.float16, True)
-
-
-def _rng_state() -> dict[str, Any]:
-    """Python, numpy and torch RNG states as plain lists/tensors (``weights_only`` loadable)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": _to_lists(random.getstate()), "torch": torch.get_rng_state(),
-             "numpy": [kind, keys.tolist(), pos, has_gauss, gauss]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_lists(obj: Any) -> Any:
-    return [_to_lists(x) for x in obj] if isinstance(obj, (tuple, list)) else obj
-
-
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -224,28 +127,36 @@ class Trainer:
         self.cfg = cfg
         self.reporter = reporter or SilentReporter()
         self.out = Path(cfg.out)
-        self.data = load_training_data(cfg.data, cfg.train_split, cfg.val_split, cfg.layout)
-        self.model_config = build_model_config(cfg, self.data)
         if self.out.joinpath("last.pt").exists() and not cfg.resume:
-            raise FileExistsError(f"{self.out} already holds a run (last.pt); pass --resume to "
-                                  "continue it or choose another --out")
+            raise ConfigError(f"{self.out} already holds a run (last.pt); pass --resume to "
+                              "continue it or choose another --out")
+        self.data = d = load_training_data(cfg.data, cfg.train_split, cfg.val_split, cfg.layout)
+        self.input_spec = InputSpec(layout=d.layout, bodies=d.bodies, window=cfg.window,
+                                    policy=cfg.window_policy)
+        self.model_config = build_model_config(cfg, self.input_spec, len(d.classes))
         self.ctx = distributed.setup(cfg.device)
         self.autocast_dtype, use_scaler = _precision(self.ctx.device, cfg.precision)
 
-        d = self.data
-        self.train_set = WindowedDataset(d.train, d.layout, d.bodies, cfg.window, cfg.window_policy,
+        self.train_set = WindowedDataset(d.train, self.input_spec,
                                          cfg.augmentation if cfg.augmentation.enabled else None,
                                          cfg.seed)
-        self.val_set = WindowedDataset(d.val, d.layout, d.bodies, cfg.window, cfg.window_policy)
-        self.mean = mean_skeleton(d.train, d.layout, d.bodies, cfg.window, cfg.window_policy)
+        self.val_set = WindowedDataset(d.val, self.input_spec)
+        self.mean = mean_skeleton(d.train, self.input_spec)
+        #: The model description; its metrics are filled in when training ends.
+        self.spec = ModelSpec(
+            architecture=cfg.model, input=self.input_spec, classes=tuple(d.classes),
+            mean=tuple(self.mean.tolist()), config=self.model_config,
+            training={"data": str(cfg.data), "train_split": cfg.train_split,
+                      "val_split": cfg.val_split, "seed": cfg.seed, "recipe": cfg.recipe(),
+                      "command": cfg.command})
 
-        _seed(cfg.seed)  # same initial weights on every rank
+        seed_everything(cfg.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, self.model_config)
         self.model.set_mean(torch.from_numpy(self.mean))
         self.model.to(self.ctx.device)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
                                   use_buffers=True) if cfg.ema else None)
-        _seed(cfg.seed + 7919 * self.ctx.rank)  # per-rank dropout
+        seed_everything(cfg.seed + 7919 * self.ctx.rank)  # per-rank dropout
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
         if cfg.schedule == "cosine":
@@ -282,17 +193,21 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
                 "train_seconds": self.train_seconds, "train_samples": self.train_samples,
-                "rng": distributed.all_gather_objects(self.ctx, _rng_state()),
+                "rng": distributed.all_gather_objects(self.ctx, rng_state()),
                 "data_order": {"sampler": "DistributedSampler", "seed": self.cfg.seed,
                                "next_epoch": len(self.history)}}
 
     def _load_resume_state(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        theirs = {**LATER_RECIPE_FIELDS, **_flatten(state.get("recipe", {}))}
-        ours = _flatten(self.cfg.recipe())
-        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        state = safe_torch_load(path, "resume state")
+        if not isinstance(state, dict) or state.get("kind") != "resume":
+            raise CheckpointError(f"{path}: not a restcn-train resume state")
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: written by an older restcn (format "
+                                  f"{state.get('format')}); it cannot be resumed by this one, "
+                                  "start the run again in a new --out")
+        diff = recipe_difference(state.get("recipe", {}), self.cfg.recipe())
         if diff:
-            raise ValueError(f"{path}: --resume with different arguments ({', '.join(diff)})")
+            raise ConfigError(f"{path}: --resume with different arguments ({', '.join(diff)})")
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
@@ -306,9 +221,9 @@ class Trainer:
         self.start_epoch = state["epoch"]
         rng = state["rng"]
         if len(rng) == self.ctx.world_size:
-            _set_rng_state(rng[self.ctx.rank])
+            set_rng_state(rng[self.ctx.rank])
         else:  # another world size: the run continues, dropout masks are not the same
-            _seed(self.cfg.seed + 7919 * self.ctx.rank + 104729 * self.start_epoch)
+            seed_everything(self.cfg.seed + 7919 * self.ctx.rank + 104729 * self.start_epoch)
 
     # -- loops ---------------------------------------------------------------------------------
     def _autocast(self):
@@ -418,16 +333,16 @@ class Trainer:
             state = self._resume_state()  # a collective under DDP: every rank builds it
             if ctx.is_main:
                 atomic_torch_save(state, last)
-                _write_history(self.out / "history.csv", self.history)
+                write_history(self.out / "history.csv", self.history)
             self.reporter.on_epoch_end(row)
         if not self.last_eval:  # resumed a finished run
             self.last_eval = self.evaluate()
         metrics = self.metrics()
-        digests = distributed.all_gather_objects(self.ctx, _digest(self.final_model))
+        digests = distributed.all_gather_objects(self.ctx, weights_digest(self.final_model))
         metrics["replicas_identical"] = len(set(digests)) == 1
         if ctx.is_main:
-            atomic_torch_save(self.checkpoint(metrics), self.out / "checkpoint.pt")
-            _atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            self.checkpoint(metrics).save(self.out / "checkpoint.pt")
+            atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         distributed.barrier(ctx)
         distributed.cleanup(ctx)
         return metrics
@@ -454,66 +369,15 @@ class Trainer:
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
 
-    def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        cfg, d = self.cfg, self.data
+    def checkpoint(self, metrics: dict[str, Any]) -> Checkpoint:
+        """The final checkpoint: the evaluated weights and the spec with its headline metrics."""
         headline = {k: metrics[k] for k in ("final_val_accuracy", "final_val_loss",
                                             "best_val_accuracy", "best_epoch", "epochs",
                                             "per_class_accuracy", "train_samples_per_second")}
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "architecture": cfg.model,
-            "config": self.model_config,
-            "state_dict": self.final_model.state_dict(),
-            "mean": torch.from_numpy(self.mean),
-            "classes": list(d.classes),
-            "layout": d.layout.name,
-            "bodies": d.bodies,
-            "window": cfg.window,
-            "window_policy": cfg.window_policy,
-            "target_joints": list(self.model_config.get("target_joints", [])),
-            "training": {"data": str(cfg.data), "train_split": cfg.train_split,
-                         "val_split": cfg.val_split, "window": cfg.window,
-                         "window_policy": cfg.window_policy, "seed": cfg.seed,
-                         "recipe": cfg.recipe(), "command": cfg.command},
-            "metrics": headline,
-        }
+        return Checkpoint.from_model(self.final_model, dataclasses.replace(self.spec,
+                                                                           metrics=headline))
 
 
 def train(cfg: TrainConfig, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run (or ``cfg.resume``) a training run; returns the metrics written to metrics.json."""
     return Trainer(cfg, reporter).fit()
-
-
-def _flatten(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"augmentation": {"tilt": 15}}`` -> ``{"augmentation.tilt": 15}``."""
-    flat: dict[str, Any] = {}
-    for key, value in recipe.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _digest(model: nn.Module) -> str:
-    """SHA-256 of every parameter and buffer: equal on all DDP ranks when they are in sync."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_history(path: Path, history: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{row[k]:.6g}" if k != "epoch" else row[k]) for k in HISTORY_FIELDS})
-    _atomic_write_text(path, buf.getvalue())

@@ -79,3 +79,41 @@ class ResidualUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.residual(x)
+
+
+class ResTCNTrunk(nn.Module):
+    """conv1 and the residual units of one Res-TCN stream (layers 1..n of the decoder).
+
+    ``(B, D, T)`` mean-subtracted input -> ``[X_1, ..., X_n]``, ``X_1 = conv1(x)`` ``(B, N_1, T)``
+    and ``X_l = units[l-2](X_{l-1})`` (after the add). MS-Res-TCN steps two trunks unit by unit
+    (its pipes sit between the units), so ``conv1`` and ``units`` are public.
+    """
+
+    def __init__(self, in_channels: int, conv1_channels: int, unit_channels: tuple[int, ...],
+                 unit_strides: tuple[int, ...], kernel_size: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = SamePadConv1d(in_channels, conv1_channels, kernel_size)
+        units, channels = [], conv1_channels
+        for out_channels, stride in zip(unit_channels, unit_strides):
+            units.append(ResidualUnit(channels, out_channels, kernel_size, stride, dropout))
+            channels = out_channels
+        self.units = nn.ModuleList(units)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        layers = [self.conv1(x)]  # (B, D, T) -> (B, N_1, T)
+        for unit in self.units:
+            layers.append(unit(layers[-1]))  # (B, C_{l-1}, T_{l-1}) -> (B, C_l, T_l)
+        return layers
+
+
+class ClassifierHead(nn.Module):
+    """``(B, C, T') -> logits (B, classes)``: BN -> ReLU -> mean over time -> linear."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(channels)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.bn(h)).mean(dim=2))  # (B, C, T') -> (B, C) -> (B, classes)

@@ -13,13 +13,15 @@ equations 11-16, as fixed by DESIGN section 5).
       ("X_{l-1} +" is the unit's shortcut: identity or a strided 1x1 conv.)
       concat(X_10, X'_10) (B, 2C, T/4) -> BN -> ReLU -> mean over time -> linear -> logits
 
-Main-stream submodules are named exactly as in :class:`~restcn_training.res_tcn.ResTCN`
-(``mean``, ``conv1``, ``units``) and :meth:`MSResTCN.forward_layers` returns the main stream's
-10 layers, so the Feature Map Decoder decodes the main stream unchanged.
+Built by composition: two :class:`~restcn_training.layers.ResTCNTrunk` (``trunk``, the main
+stream, and ``ta_trunk``), the ``pipes`` and one :class:`~restcn_training.layers.ClassifierHead`
+over both streams. :meth:`MSResTCN.forward_intermediates` returns the main stream's 10 layers, so
+the Feature Map Decoder decodes the main stream as it decodes a Res-TCN.
 
 Cost choice: zeroing every non-targeted dimension and then applying a full-width conv1 equals
 applying a conv1 that only has input channels for the targeted dims to the gathered dims
-(the zeroed channels contribute nothing). ``ta_conv1`` is therefore ``len(target dims) -> 64``;
+(the zeroed channels contribute nothing). ``ta_trunk.conv1`` is therefore
+``len(target dims) -> 64``;
 it has fewer parameters and FLOPs and computes exactly X'_1. ``tests/test_ms_res_tcn.py`` pins
 the equivalence with the masked formulation (:meth:`MSResTCN.masked_input`).
 """
@@ -32,8 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restcn_training.layers import SamePadConv1d
-from restcn_training.res_tcn import ResTCN, ResTCNConfig
+from restcn_infer.spec import InputSpec
+from restcn_training.layers import ClassifierHead, SamePadConv1d
+from restcn_training.network import SkeletonNetwork
+from restcn_training.res_tcn import ResTCNConfig
 
 
 @dataclass(kw_only=True)
@@ -66,6 +70,21 @@ class MSResTCNConfig(ResTCNConfig):
         if bad:
             raise ValueError(f"target_joints {bad} outside 0..{self.num_joints - 1}")
 
+    @classmethod
+    def for_input(cls, spec: InputSpec, num_classes: int, *, dropout: float = 0.5,
+                  channels: tuple[int, ...] | None = None,
+                  target_joints: str | tuple[int, ...] = "hands") -> MSResTCNConfig:
+        """The config for ``spec``'s input, targeting ``target_joints`` (a group of the
+        layout, a comma list or indices; see ``JointLayout.resolve_joints``).
+
+        Raises:
+            ValueError: bad ``channels``; LayoutError: joints the layout does not have.
+        """
+        base = ResTCNConfig.for_input(spec, num_classes, dropout=dropout, channels=channels)
+        return cls(**{f.name: getattr(base, f.name) for f in fields(ResTCNConfig)},
+                   num_joints=spec.num_joints, bodies=spec.bodies,
+                   target_joints=spec.layout.resolve_joints(target_joints))
+
     def target_dims(self) -> list[int]:
         """Input dims of the targeted joints, every body: ``body*V*3 + joint*3 + coord``."""
         return [body * self.num_joints * 3 + joint * 3 + coord
@@ -74,37 +93,30 @@ class MSResTCNConfig(ResTCNConfig):
                 for coord in range(3)]
 
 
-class MSResTCN(ResTCN):
-    """MS-Res-TCN on ``(B, T, D)`` raw skeleton sequences; see the module docstring.
-
-    A :class:`ResTCN` (its ``mean``, ``conv1``, ``units``, ``set_mean``, ``stem``,
-    ``forward_head``, ``conv_kernels``) whose head reads both streams, plus the TA stream and
-    the pipes. Tools must tell the two apart by the checkpoint's architecture name, not by
-    ``isinstance``.
-    """
+class MSResTCN(SkeletonNetwork):
+    """MS-Res-TCN on ``(B, T, D)`` raw skeleton sequences; see the module docstring."""
 
     def __init__(self, config: MSResTCNConfig) -> None:
-        super().__init__(config)  # main stream: mean, conv1, units, head_bn, fc
-        self.config: MSResTCNConfig = config
+        super().__init__(config.in_channels)
+        self.config = config
         dims = config.target_dims()
         # Targeted input dims (K,), derived from the config, so not stored in the state dict.
         self.register_buffer("target_dims", torch.tensor(dims, dtype=torch.long),
                              persistent=False)
-        # TA stream: the body of a Res-TCN whose conv1 reads only the K targeted dims (equal to
-        # a masked full-width conv1); its mean and head are not used.
-        base = {f.name: getattr(config, f.name) for f in fields(ResTCNConfig)}
-        ta_stream = ResTCN(ResTCNConfig(**{**base, "in_channels": len(dims)}))
-        self.ta_conv1 = ta_stream.conv1
-        self.ta_units = ta_stream.units
+        self.trunk = config.trunk()  # main stream on all D dims
+        self.ta_trunk = config.trunk(len(dims))  # TA stream: conv1 reads the K targeted dims
         # Pipe P_l for unit l = 2..10 (pipes[i] belongs to units[i], layer l = i + 2).
         self.pipes = nn.ModuleList(
             SamePadConv1d(c, c, config.pipe_kernel_size) for c in config.unit_channels
         )
         # The head reads concat(X_10, X'_10). One BN over the concatenation == a BN per
         # stream (BN is per channel).
-        channels = 2 * config.unit_channels[-1]
-        self.head_bn = nn.BatchNorm1d(channels)
-        self.fc = nn.Linear(channels, config.num_classes)
+        self.head = ClassifierHead(self.trunk.out_channels + self.ta_trunk.out_channels,
+                                   config.num_classes)
+
+    @property
+    def decoded_trunk(self):
+        return self.trunk
 
     def masked_input(self, x: torch.Tensor) -> torch.Tensor:
         """X0' of the paper: ``(B, T, D)`` mean-subtracted, zero outside the targeted dims.
@@ -117,9 +129,9 @@ class MSResTCN(ResTCN):
 
     def stems(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer 1 of both streams: ``(B, T, D)`` raw -> X_1, X'_1, each ``(B, 64, T)``."""
-        x = x - self.mean                                 # (B, T, D)
-        ta = x.index_select(2, self.target_dims)          # (B, T, D) -> (B, T, K)
-        return self.conv1(x.transpose(1, 2)), self.ta_conv1(ta.transpose(1, 2))
+        x = x - self.mean  # (B, T, D)
+        ta = x.index_select(2, self.target_dims)  # (B, T, D) -> (B, T, K)
+        return self.trunk.conv1(x.transpose(1, 2)), self.ta_trunk.conv1(ta.transpose(1, 2))
 
     def forward_streams(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Run both streams: (main layers ``[X_1..X_10]``, last TA layer ``X'_10``).
@@ -129,7 +141,8 @@ class MSResTCN(ResTCN):
         """
         h, ta = self.stems(x)
         layers = [h]
-        for i, (unit, ta_unit, pipe) in enumerate(zip(self.units, self.ta_units, self.pipes)):
+        for i, (unit, ta_unit, pipe) in enumerate(zip(self.trunk.units, self.ta_trunk.units,
+                                                      self.pipes)):
             if (i + 2) % 2 == 0:  # even l: TA first, pipe TA -> main
                 ta = ta_unit(ta)
                 h = unit(h) + F.relu(pipe(ta))
@@ -139,16 +152,7 @@ class MSResTCN(ResTCN):
             layers.append(h)
         return layers, ta
 
-    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The main stream's 10 layer activations ``X_1..X_10``, each ``(B, C_l, T_l)``."""
-        return self.forward_streams(x)[0]
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, D)`` -> ``concat(X_10, X'_10)`` ``(B, 2C, ceil(T/4))``."""
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         layers, ta = self.forward_streams(x)
-        return torch.cat([layers[-1], ta], dim=1)  # 2 x (B, C, T') -> (B, 2C, T')
-
-    def forward_with_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits and the main stream's 10 layers from one pass (export: logits + decoder)."""
-        layers, ta = self.forward_streams(x)
-        return self.forward_head(torch.cat([layers[-1], ta], dim=1)), layers
+        features = torch.cat([layers[-1], ta], dim=1)  # 2 x (B, C, T') -> (B, 2C, T')
+        return self.head(features), layers

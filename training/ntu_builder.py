@@ -11,8 +11,8 @@ Output (read by :mod:`restcn_training.data`)::
     out_dir/<benchmark>/<s>_label.npy    int64 (N,): action - 1
     out_dir/<benchmark>/<s>_names.npy    <U20 (N,): sample names
 
-for each split ``s`` in (train, test). Every file is written under a temporary name and moved
-into place with ``os.replace``, so an interrupted build never leaves a partial file under a final
+for each split ``s`` in (train, test). Every file is written atomically
+(:mod:`restcn_infer.atomic`), so an interrupted build never leaves a partial file under a final
 name; a rerun parses only the files without a cache entry (files that failed are tried again).
 ``meta.json`` is written last: a benchmark directory without it is incomplete. One build per
 ``out_dir`` at a time (a build removes the temporary files it finds there).
@@ -30,20 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from restcn_infer.errors import SkeletonFormatError
-from restcn_infer.readers.ntu_skeleton import NUM_JOINTS, read_ntu_skeleton
-from restcn_training.ntu_splits import (
+from restcn_infer.atomic import atomic_path, atomic_write, atomic_write_text, remove_temporaries
+from restcn_infer.errors import DataError, SkeletonFormatError
+from restcn_infer.ntu import (
     BENCHMARKS,
     class_names,
     load_missing_list,
     parse_sample_name,
     split_names,
 )
+from restcn_infer.readers.ntu_skeleton import NUM_JOINTS, read_ntu_skeleton
 
 BODIES = 2
 DEFAULT_BENCHMARKS = ("ntu60-xsub", "ntu60-xview")
 SPLITS = ("train", "test")
-_TMP = ".tmp"  # temporary files are "<final name>.tmp-<pid>"
 
 #: ``progress(done, total)``: called in the calling process after each file is parsed.
 ProgressCallback = Callable[[int, int], None]
@@ -73,25 +73,27 @@ def build_ntu_benchmarks(
     Args:
         skeleton_dir: folder of raw NTU files named ``SsssCcccPpppRrrrAaaa.skeleton``.
         out_dir: output folder (created); see the module docstring for its layout.
-        benchmarks: any of :data:`restcn_training.ntu_splits.BENCHMARKS`.
+        benchmarks: any of :data:`restcn_infer.ntu.BENCHMARKS`.
         missing_list: an official missing-skeleton list; its samples are left out.
         workers: parser processes (default: CPU count); 1 parses in this process.
         progress: called as ``progress(done, total)`` while files are parsed.
 
     Raises:
-        ValueError: unknown benchmark or bad ``workers``.
-        FileNotFoundError: ``skeleton_dir`` is not a folder.
+        DataError: unknown benchmark, bad ``workers``, ``skeleton_dir`` not a folder, or a
+            malformed missing list.
     """
     unknown = [b for b in benchmarks if b not in BENCHMARKS]
     if unknown or not benchmarks:
-        raise ValueError(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
+        raise DataError(f"unknown benchmarks {unknown}; expected some of {list(BENCHMARKS)}")
     if workers is None:
         workers = os.cpu_count() or 1
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise DataError(f"workers must be >= 1, got {workers}")
     skeleton_dir, out_dir = Path(skeleton_dir), Path(out_dir)
     if not skeleton_dir.is_dir():
-        raise FileNotFoundError(f"no such folder: {skeleton_dir}")
+        raise DataError(f"{skeleton_dir}: no such folder of .skeleton files")
+    if missing_list is not None and not Path(missing_list).is_file():
+        raise DataError(f"{missing_list}: no such missing-skeleton list")
     missing = load_missing_list(missing_list) if missing_list is not None else set()
 
     report = BuildReport(out_dir=out_dir)
@@ -100,7 +102,7 @@ def build_ntu_benchmarks(
         try:
             parse_sample_name(path.name)
             names.append(path.stem)
-        except ValueError as e:
+        except DataError as e:
             report.skipped.append({"file": path.name, "reason": str(e)})
     wanted = sorted({name for benchmark in benchmarks
                      for split in split_names(names, benchmark, missing).values()
@@ -108,7 +110,7 @@ def build_ntu_benchmarks(
 
     cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    _remove_temporaries(out_dir)
+    remove_temporaries(out_dir)
     todo = [name for name in wanted if not (cache / f"{name}.npy").is_file()]
     report.cached = len(wanted) - len(todo)
     failures = _parse_all(skeleton_dir, cache, todo, workers, progress)
@@ -170,15 +172,13 @@ def _pack_benchmark(cache: Path, folder: Path, benchmark: str, splits: dict[str,
         lengths = [np.load(cache / f"{n}.npy", mmap_mode="r").shape[0] for n in names]
         offsets = np.zeros(len(names) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        final = folder / f"{split}_x.npy"
-        tmp = _temporary(final)
-        x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                      shape=(int(offsets[-1]), BODIES, NUM_JOINTS, 3))
-        for name, start, stop in zip(names, offsets[:-1], offsets[1:]):
-            x[start:stop] = np.load(cache / f"{name}.npy", mmap_mode="r")
-        x.flush()
-        del x
-        os.replace(tmp, final)
+        with atomic_path(folder / f"{split}_x.npy") as tmp:
+            x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                          shape=(int(offsets[-1]), BODIES, NUM_JOINTS, 3))
+            for name, start, stop in zip(names, offsets[:-1], offsets[1:]):
+                x[start:stop] = np.load(cache / f"{name}.npy", mmap_mode="r")
+            x.flush()
+            del x
         _save_npy(folder / f"{split}_offsets.npy", offsets)
         labels = [parse_sample_name(n).label for n in names]
         _save_npy(folder / f"{split}_label.npy", np.array(labels, dtype=np.int64))
@@ -194,26 +194,9 @@ def _pack_benchmark(cache: Path, folder: Path, benchmark: str, splits: dict[str,
     })
 
 
-def _temporary(final: Path) -> Path:
-    return final.with_name(f"{final.name}{_TMP}-{os.getpid()}")
-
-
 def _save_npy(final: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary name, then move it into place."""
-    tmp = _temporary(final)
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    os.replace(tmp, final)
+    atomic_write(final, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
 def _write_json(final: Path, value: object) -> None:
-    tmp = _temporary(final)
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, final)
-
-
-def _remove_temporaries(out_dir: Path) -> None:
-    """Delete temporary files an interrupted build left behind."""
-    for tmp in out_dir.glob(f"**/*{_TMP}-*"):
-        if tmp.is_file():
-            tmp.unlink()
+    atomic_write_text(final, json.dumps(value, indent=1) + "\n")

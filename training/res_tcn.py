@@ -9,19 +9,20 @@ Networks"), as fixed by DESIGN section 3.
       units 7-9: 256 ch, unit 7 stride 2   -> layers 8-10 (B, 256, ceil(T/4))
       BN -> ReLU -> global average pool -> linear -> logits (B, classes)
 
-The model exposes the 10 layer activations (:meth:`ResTCN.forward_layers`): the Feature Map
-Decoder and the diagnosis tools read them.
+The 10 layer activations come with the logits from :meth:`ResTCN.forward_intermediates`: the
+Feature Map Decoder and the diagnosis tools read them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from restcn_training.layers import ResidualUnit, SamePadConv1d
+from restcn_infer.spec import InputSpec
+from restcn_training.layers import ClassifierHead, ResTCNTrunk
+from restcn_training.network import SkeletonNetwork
 
 
 @dataclass
@@ -42,69 +43,46 @@ class ResTCNConfig:
         if len(self.unit_channels) != len(self.unit_strides):
             raise ValueError("unit_channels and unit_strides must have the same length")
 
-    @property
-    def num_layers(self) -> int:
-        """Layers numbered for the decoder: conv1 plus one per residual unit."""
-        return 1 + len(self.unit_channels)
+    @classmethod
+    def for_input(cls, spec: InputSpec, num_classes: int, *, dropout: float = 0.5,
+                  channels: tuple[int, ...] | None = None) -> ResTCNConfig:
+        """The config for ``spec``'s input; ``channels``: the 9 units' widths (conv1 takes the
+        first), for small models.
 
-    def to_dict(self) -> dict:
+        Raises:
+            ValueError: ``channels`` of the wrong length.
+        """
+        config = cls(in_channels=spec.D, num_classes=num_classes, dropout=dropout)
+        if channels:
+            if len(channels) != len(config.unit_strides):
+                raise ValueError(f"channels needs {len(config.unit_strides)} values, "
+                                 f"got {len(channels)}")
+            config.conv1_channels, config.unit_channels = channels[0], tuple(channels)
+        return config
+
+    def trunk(self, in_channels: int | None = None) -> ResTCNTrunk:
+        """A trunk of this shape reading ``in_channels`` (default: ``self.in_channels``)."""
+        return ResTCNTrunk(self.in_channels if in_channels is None else in_channels,
+                           self.conv1_channels, self.unit_channels, self.unit_strides,
+                           self.kernel_size, self.dropout)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-class ResTCN(nn.Module):
-    """Res-TCN on ``(B, T, D)`` raw skeleton sequences; see the module docstring."""
+class ResTCN(SkeletonNetwork):
+    """Res-TCN on ``(B, T, D)`` raw skeleton sequences: one trunk and a classifier head."""
 
     def __init__(self, config: ResTCNConfig) -> None:
-        super().__init__()
+        super().__init__(config.in_channels)
         self.config = config
-        # Mean skeleton of the training split (D,), subtracted inside the graph.
-        self.register_buffer("mean", torch.zeros(config.in_channels))
-        self.conv1 = SamePadConv1d(config.in_channels, config.conv1_channels, config.kernel_size)
-        units = []
-        channels = config.conv1_channels
-        for out_channels, stride in zip(config.unit_channels, config.unit_strides):
-            units.append(ResidualUnit(channels, out_channels, config.kernel_size, stride,
-                                      config.dropout))
-            channels = out_channels
-        self.units = nn.ModuleList(units)
-        self.head_bn = nn.BatchNorm1d(channels)
-        self.fc = nn.Linear(channels, config.num_classes)
+        self.trunk = config.trunk()
+        self.head = ClassifierHead(self.trunk.out_channels, config.num_classes)
 
     @property
-    def feature_channels(self) -> int:
-        return self.fc.in_features
+    def decoded_trunk(self):
+        return self.trunk
 
-    def set_mean(self, mean: torch.Tensor) -> None:
-        """Store the training split's mean skeleton ``(D,)``."""
-        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
-
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """Layer 1: ``(B, T, D)`` raw -> ``(B, 64, T)``."""
-        x = (x - self.mean).transpose(1, 2)  # (B, T, D) -> (B, D, T)
-        return self.conv1(x)
-
-    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """All 10 layer activations ``X_1..X_10``, each ``(B, C_l, T_l)`` (after the add)."""
-        layers = [self.stem(x)]
-        for unit in self.units:
-            layers.append(unit(layers[-1]))
-        return layers
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, D)`` -> last layer ``(B, 256, ceil(T/4))``."""
-        h = self.stem(x)
-        for unit in self.units:
-            h = unit(h)
-        return h
-
-    def forward_head(self, h: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T')`` -> logits ``(B, classes)``: BN -> ReLU -> mean over time -> linear."""
-        h = F.relu(self.head_bn(h)).mean(dim=2)  # (B, C, T') -> (B, C)
-        return self.fc(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def conv_kernels(self) -> list[torch.Tensor]:
-        """Every conv weight (the paper puts an L1 penalty of 1e-4 on these)."""
-        return [m.weight for m in self.modules() if isinstance(m, nn.Conv1d)]
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        layers = self.trunk((x - self.mean).transpose(1, 2))  # (B, T, D) -> (B, D, T) -> 10 layers
+        return self.head(layers[-1]), layers

@@ -24,7 +24,7 @@ DEFAULT_MODEL = "res-tcn"
 
 
 def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
-    """Path of bundled model ``name``; :class:`ModelError` if unknown or missing from this install."""
+    """Path of bundled model ``name``; :class:`ModelError` if unknown or missing here."""
     if name not in BUNDLED_MODELS:
         raise ModelError(f"no bundled model {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
     path = Path(__file__).resolve().parent / BUNDLED_MODELS[name]

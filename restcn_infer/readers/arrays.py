@@ -49,7 +49,8 @@ def read_npy_sequence(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise SkeletonFormatError(path, f"expected a numpy .npy array without pickles: {exc}")
+        raise SkeletonFormatError(path, f"expected a numpy .npy array without pickles: {exc}"
+                                  ) from None
     return check_sequence(arr, path)
 
 
@@ -58,9 +59,9 @@ def read_json_sequence(path: Path) -> np.ndarray:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise SkeletonFormatError(path, f"expected UTF-8 JSON text: {exc}")
+        raise SkeletonFormatError(path, f"expected UTF-8 JSON text: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise SkeletonFormatError(path, f"expected JSON: {exc.msg}", line=exc.lineno)
+        raise SkeletonFormatError(path, f"expected JSON: {exc.msg}", line=exc.lineno) from None
     frames = doc.get("frames") if isinstance(doc, dict) else doc
     if not isinstance(frames, list):
         raise SkeletonFormatError(path, 'expected a list of frames or {"frames": [...]}')

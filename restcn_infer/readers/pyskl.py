@@ -55,18 +55,19 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def restricted_load(path: Path) -> object:
-    """Unpickle ``path`` with :class:`RestrictedUnpickler`; every failure is a SkeletonFormatError."""
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`; any failure: SkeletonFormatError."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise SkeletonFormatError(path, f"cannot read file: {exc.strerror}")
+        raise SkeletonFormatError(path, f"cannot read file: {exc.strerror}") from None
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as exc:
-        raise SkeletonFormatError(path, str(exc))
+        raise SkeletonFormatError(path, str(exc)) from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             UnicodeDecodeError, MemoryError, OverflowError) as exc:
-        raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc!r}")
+        raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc!r}"
+                                  ) from None
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def _annotation(raw: object, path: Path, index: int) -> Annotation:
     if isinstance(label, np.integer):
         label = int(label)
     if not isinstance(label, int) or label < 0:
-        raise SkeletonFormatError(path, f"{where}: expected a non-negative int label, got {label!r}")
+        raise SkeletonFormatError(path, f"{where}: expected a non-negative int label, "
+                                        f"got {label!r}")
     seq = check_sequence(keypoint[..., :3], f"{path} [{where} {raw['frame_dir']}]")
     return Annotation(frame_dir=str(raw["frame_dir"]), label=label, keypoint=seq)
 

@@ -1,0 +1,51 @@
+"""What every restcn architecture is, whatever its streams: the interface tools rely on.
+
+A :class:`SkeletonNetwork` reads raw coordinates ``(B, T, D)`` and subtracts the training
+split's mean skeleton itself (so deployed users feed raw data), returns logits from
+``forward``, and exposes from one pass the logits and its *main* trunk's layer activations
+(:meth:`forward_intermediates`): the Feature Map Decoder decodes that trunk
+(:attr:`decoded_trunk`), export compiles both into one graph, diagnosis reads the layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from restcn_training.layers import ResTCNTrunk
+
+
+class SkeletonNetwork(nn.Module):
+    """Base of the registered architectures (:mod:`restcn_training.registry`).
+
+    The mean skeleton is a non-persistent buffer: it belongs to the model description
+    (``ModelSpec.mean``), which the checkpoint stores once, and :meth:`set_mean` puts it here.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_channels), persistent=False)  # (D,)
+
+    def set_mean(self, mean: torch.Tensor) -> None:
+        """Store the training split's mean skeleton ``(D,)``."""
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+
+    @property
+    def decoded_trunk(self) -> ResTCNTrunk:
+        """The trunk whose layers :meth:`forward_intermediates` returns (the decoder's input)."""
+        raise NotImplementedError
+
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(B, T, D)`` raw -> (logits ``(B, classes)``, main layers ``[X_1..X_n]``)."""
+        raise NotImplementedError
+
+    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The main trunk's layer activations ``X_1..X_n``, each ``(B, C_l, T_l)``."""
+        return self.forward_intermediates(x)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_intermediates(x)[0]
+
+    def conv_kernels(self) -> list[torch.Tensor]:
+        """Every conv weight (the paper puts an L1 penalty of 1e-4 on these)."""
+        return [m.weight for m in self.modules() if isinstance(m, nn.Conv1d)]
