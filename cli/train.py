@@ -23,6 +23,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from restcn_cli.common import choice, console, domain_errors, parse_int_list
+from restcn_infer.modality import MODALITIES
 from restcn_infer.preprocess import WINDOW_POLICIES
 from restcn_training.config import PRECISIONS, SCHEDULES, TrainConfig
 from restcn_training.distributed import TRAIN_DEVICES
@@ -31,6 +32,7 @@ from restcn_training.registry import model_names
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 
 ModelName = choice("ModelName", model_names())
+Modality = choice("Modality", MODALITIES)
 WindowPolicy = choice("WindowPolicy", WINDOW_POLICIES)
 Schedule = choice("Schedule", SCHEDULES)
 Precision = choice("Precision", PRECISIONS)
@@ -80,6 +82,10 @@ def main(
     val_split: Annotated[str, typer.Option(
         help="Split to validate on (final accuracy).")] = _default("val_split"),
     model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName(_default("model")),
+    modality: Annotated[Modality, typer.Option(
+        help="What the network reads, computed inside it from the raw coordinates: joints, "
+             "bones (joint minus parent), their motion (frame differences), or bone motion."
+    )] = Modality(_default("modality")),
     window: Annotated[int, typer.Option(min=1, help="Frames per input (T).")] = _default("window"),
     window_policy: Annotated[WindowPolicy, typer.Option(
         help="resample: stretch the action to the window; pad: zero-pad (the paper's NTU input)."
@@ -134,6 +140,16 @@ def main(
         help="Joint layout (ntu25, kinect20); default from the data.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(
         help="MS-Res-TCN targeted joints: a group (hands, arms, ...) or indices 6,7,10.")] = None,
+    holdout_fraction: Annotated[float, typer.Option(
+        min=0.0, max=0.9, help="Validate on this stratified fraction of the training split "
+        "instead of --val-split (never read then): for choosing recipes.")
+    ] = _default("holdout_fraction"),
+    holdout_match: Annotated[Optional[str], typer.Option(
+        help="Validate on the training sequences whose name matches this regular expression "
+             "(e.g. '_v02$': NW-UCLA view 2) instead of --val-split.")] = None,
+    holdout_seed: Annotated[int, typer.Option(
+        help="Seed of the --holdout-fraction draw (keep it fixed across a sweep).")
+    ] = _default("holdout_seed"),
     resume: Annotated[bool, typer.Option(
         help="Continue the run in --out from its last.pt (a fresh start when there is none).")
     ] = False,
@@ -147,13 +163,15 @@ def main(
     unit_channels = parse_int_list(channels, "channel counts")
     cfg = dataclasses.replace(
         _CONFIG, data=str(data), train_split=train_split, val_split=val_split,
-        model=model.value, window=window, window_policy=window_policy.value, epochs=epochs,
+        model=model.value, modality=modality.value, window=window,
+        window_policy=window_policy.value, epochs=epochs,
         batch_size=batch_size, lr=lr, l1=l1, weight_decay=weight_decay, dropout=dropout,
         label_smoothing=label_smoothing, schedule=schedule.value,
         plateau_patience=plateau_patience,
         augmentation=dataclasses.replace(_AUGMENT, crop=crop, rotate=rotate, scale=scale,
                                          shift=shift, tilt=tilt),
         seed=seed, layout=layout, target_joints=target_joints,
+        holdout_fraction=holdout_fraction, holdout_match=holdout_match, holdout_seed=holdout_seed,
         channels=tuple(unit_channels) if unit_channels else None, ema=ema,
         precision=precision.value, device=device.value, workers=workers, out=str(out),
         resume=resume, command=shlex.join(["restcn-train", *sys.argv[1:]]),

@@ -87,11 +87,20 @@ class ExportWrapper(nn.Module):
 
 
 def make_decoder(model: SkeletonNetwork, layers: Sequence[int] | None) -> nn.Module | None:
-    """The Feature Map Decoder for ``layers`` (``None``: the default layers; empty: none).
+    """The Feature Map Decoder for ``layers`` (``None``: the default layers when the model
+    reads joints; empty: none). Decoded *skeletons* need the joint modality: a bone or motion
+    network's layers decode to bones or motion, which no skeleton viewer can draw.
 
     Raises:
-        ExportError: layers the model does not have.
+        ExportError: layers the model does not have, or layers of a non-joint modality.
     """
+    modality = model.features.modality
+    if layers is None and modality != "joint":
+        return None
+    if layers and modality != "joint":
+        raise ExportError(f"decoder layers need the joint modality; this model reads "
+                          f"{modality} (export it with --no-decoder, or in an --ensemble whose "
+                          "joint member decodes)")
     layers = DEFAULT_DECODER_LAYERS if layers is None else tuple(layers)
     if not layers:
         return None

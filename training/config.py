@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from restcn_infer.errors import RestcnError
+from restcn_infer.modality import MODALITIES
 from restcn_infer.preprocess import WINDOW_POLICIES
 from restcn_training.augment import Augmentation
 from restcn_training.distributed import TRAIN_DEVICES
@@ -24,7 +25,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5, tilt=15.0)
 #: Recipe fields added after runs were recorded (flattened name: the value that behaves as the
 #: older code did). A recorded recipe without one of them had it at this value.
-LATER_RECIPE_FIELDS = {"ema": 0.0, "augmentation.tilt": 0.0}
+LATER_RECIPE_FIELDS = {"ema": 0.0, "augmentation.tilt": 0.0, "modality": "joint",
+                       "holdout_fraction": 0.0, "holdout_match": None, "holdout_seed": 0}
 #: Fields that do not change the result (``resume`` may differ in them).
 RUNTIME_FIELDS = ("device", "workers", "out", "resume", "command")
 
@@ -42,6 +44,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     model: str = "res-tcn"
+    modality: str = "joint"
     window: int = 64
     window_policy: str = "resample"
     epochs: int = 100
@@ -61,6 +64,12 @@ class TrainConfig:
     channels: tuple[int, ...] | None = None  # residual unit channels (conv1 = first); tiny models
     precision: str = "auto"
     ema: float = 0.0  # EMA decay of the evaluated/saved weights; 0 = off
+    #: Validate on a part carved from the training split instead of ``val_split`` (which is
+    #: then never read): a stratified random fraction, or the samples whose name matches a
+    #: regular expression (e.g. ``_v02$``: NW-UCLA view 2). For choosing recipes honestly.
+    holdout_fraction: float = 0.0
+    holdout_match: str | None = None
+    holdout_seed: int = 0
     # -- not part of the result --
     device: str = "auto"
     workers: int | None = None  # None: 0 on CPU; on CUDA the CPUs per local rank, at most 8
@@ -81,6 +90,10 @@ class TrainConfig:
         checks = [
             (self.model in model_names(),
              f"unknown model {self.model!r}; expected one of {model_names()}"),
+            (self.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
+            (0.0 <= self.holdout_fraction < 1.0, "holdout fraction must be in [0, 1)"),
+            (not (self.holdout_fraction and self.holdout_match),
+             "give --holdout-fraction or --holdout-match, not both"),
             (self.window >= 1, f"window must be >= 1, got {self.window}"),
             (self.window_policy in WINDOW_POLICIES,
              f"window policy must be one of {WINDOW_POLICIES}"),

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restcn_infer.datasets import LabelledSplit, open_dataset
+from restcn_infer.datasets import LabelledSplit, carve_holdout, open_dataset
 from restcn_infer.errors import DataError, SkeletonFormatError
 from restcn_infer.layouts import JointLayout
+from restcn_infer.modality import modality_features
 from restcn_infer.spec import InputSpec
 from restcn_training.augment import Augmentation
 
@@ -34,24 +35,36 @@ class TrainingData:
     layout: JointLayout
     bodies: int  # max bodies over the training split's sequences
     classes: list[str]
+    val_name: str = "val"  # what ``val`` is: a split's name, or which holdout
 
 
 def load_training_data(path: str | Path, train_split: str, val_split: str,
-                       layout: str | None = None) -> TrainingData:
+                       layout: str | None = None, *, holdout_fraction: float = 0.0,
+                       holdout_match: str | None = None, holdout_seed: int = 0) -> TrainingData:
     """Open ``path`` and check both splits.
 
     Args:
         layout: layout name overriding the one the data implies (meta.json or joint count).
+        holdout_fraction, holdout_match, holdout_seed: validate on a holdout carved from the
+            training split (:func:`restcn_infer.datasets.carve_holdout`) instead of
+            ``val_split``, which is then not read at all.
 
     Raises:
         DataError: anything that would make training meaningless or crash later.
     """
     data = open_dataset(path, layout)
-    train, val = data.split(train_split), data.split(val_split)
+    if holdout_fraction or holdout_match:
+        train, val = carve_holdout(data.split(train_split), fraction=holdout_fraction,
+                                   match=holdout_match, seed=holdout_seed)
+        rule = (f"names matching {holdout_match!r}" if holdout_match
+                else f"fraction {holdout_fraction:g}, seed {holdout_seed}")
+        val_split = f"holdout of {train_split} ({rule})"
+    else:
+        train, val = data.split(train_split), data.split(val_split)
     _check_split(train, train_split, data.classes, training=True)
     _check_split(val, val_split, data.classes, training=False)
     return TrainingData(train=train, val=val, layout=data.layout, bodies=train.bodies,
-                        classes=list(data.classes))
+                        classes=list(data.classes), val_name=val_split)
 
 
 def _check_split(split: LabelledSplit, name: str, classes: list[str], training: bool) -> None:
@@ -98,8 +111,10 @@ class WindowedDataset(torch.utils.data.Dataset):
         return torch.from_numpy(x), int(self.split.labels[index])
 
 
-def mean_skeleton(split: LabelledSplit, spec: InputSpec) -> np.ndarray:
-    """Per-dimension mean ``(D,)`` over every frame of the windowed, unaugmented split.
+def mean_skeleton(split: LabelledSplit, spec: InputSpec, modality: str = "joint",
+                  parents: tuple[int, ...] = ()) -> np.ndarray:
+    """Per-dimension mean ``(D,)`` over every frame of the windowed, unaugmented split, of the
+    ``modality``'s features (:func:`restcn_infer.modality.modality_features`).
 
     Raises:
         DataError: a sequence has no frame with a body.
@@ -107,5 +122,6 @@ def mean_skeleton(split: LabelledSplit, spec: InputSpec) -> np.ndarray:
     plain = WindowedDataset(split, spec)
     total = np.zeros(spec.D)
     for i in range(len(plain)):
-        total += plain[i][0].numpy().sum(axis=0, dtype=np.float64)  # (window, D) -> (D,)
+        x = modality_features(plain[i][0].numpy(), modality, parents)  # (window, D)
+        total += x.sum(axis=0, dtype=np.float64)  # (window, D) -> (D,)
     return (total / (len(plain) * spec.window)).astype(np.float32)

@@ -97,7 +97,8 @@ def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int) -> d
     Raises:
         ConfigError: ``channels`` of the wrong length, or target joints the layout lacks.
     """
-    options: dict[str, Any] = {"dropout": cfg.dropout, "channels": cfg.channels}
+    options: dict[str, Any] = {"dropout": cfg.dropout, "channels": cfg.channels,
+                               "modality": cfg.modality}
     if cfg.target_joints is not None:
         options["target_joints"] = cfg.target_joints
     try:
@@ -130,7 +131,10 @@ class Trainer:
         if self.out.joinpath("last.pt").exists() and not cfg.resume:
             raise ConfigError(f"{self.out} already holds a run (last.pt); pass --resume to "
                               "continue it or choose another --out")
-        self.data = d = load_training_data(cfg.data, cfg.train_split, cfg.val_split, cfg.layout)
+        self.data = d = load_training_data(cfg.data, cfg.train_split, cfg.val_split, cfg.layout,
+                                           holdout_fraction=cfg.holdout_fraction,
+                                           holdout_match=cfg.holdout_match,
+                                           holdout_seed=cfg.holdout_seed)
         self.input_spec = InputSpec(layout=d.layout, bodies=d.bodies, window=cfg.window,
                                     policy=cfg.window_policy)
         self.model_config = build_model_config(cfg, self.input_spec, len(d.classes))
@@ -141,13 +145,14 @@ class Trainer:
                                          cfg.augmentation if cfg.augmentation.enabled else None,
                                          cfg.seed)
         self.val_set = WindowedDataset(d.val, self.input_spec)
-        self.mean = mean_skeleton(d.train, self.input_spec)
+        self.mean = mean_skeleton(d.train, self.input_spec, cfg.modality,
+                                  tuple(self.model_config.get("parents", ())))
         #: The model description; its metrics are filled in when training ends.
         self.spec = ModelSpec(
             architecture=cfg.model, input=self.input_spec, classes=tuple(d.classes),
             mean=tuple(self.mean.tolist()), config=self.model_config,
             training={"data": str(cfg.data), "train_split": cfg.train_split,
-                      "val_split": cfg.val_split, "seed": cfg.seed, "recipe": cfg.recipe(),
+                      "val_split": d.val_name, "seed": cfg.seed, "recipe": cfg.recipe(),
                       "command": cfg.command})
 
         seed_everything(cfg.seed)  # same initial weights on every rank

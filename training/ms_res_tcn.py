@@ -72,7 +72,7 @@ class MSResTCNConfig(ResTCNConfig):
 
     @classmethod
     def for_input(cls, spec: InputSpec, num_classes: int, *, dropout: float = 0.5,
-                  channels: tuple[int, ...] | None = None,
+                  channels: tuple[int, ...] | None = None, modality: str = "joint",
                   target_joints: str | tuple[int, ...] = "hands") -> MSResTCNConfig:
         """The config for ``spec``'s input, targeting ``target_joints`` (a group of the
         layout, a comma list or indices; see ``JointLayout.resolve_joints``).
@@ -80,7 +80,8 @@ class MSResTCNConfig(ResTCNConfig):
         Raises:
             ValueError: bad ``channels``; LayoutError: joints the layout does not have.
         """
-        base = ResTCNConfig.for_input(spec, num_classes, dropout=dropout, channels=channels)
+        base = ResTCNConfig.for_input(spec, num_classes, dropout=dropout, channels=channels,
+                                      modality=modality)
         return cls(**{f.name: getattr(base, f.name) for f in fields(ResTCNConfig)},
                    num_joints=spec.num_joints, bodies=spec.bodies,
                    target_joints=spec.layout.resolve_joints(target_joints))
@@ -97,7 +98,7 @@ class MSResTCN(SkeletonNetwork):
     """MS-Res-TCN on ``(B, T, D)`` raw skeleton sequences; see the module docstring."""
 
     def __init__(self, config: MSResTCNConfig) -> None:
-        super().__init__(config.in_channels)
+        super().__init__(config.in_channels, config.modality, config.parents)
         self.config = config
         dims = config.target_dims()
         # Targeted input dims (K,), derived from the config, so not stored in the state dict.
@@ -125,11 +126,11 @@ class MSResTCN(SkeletonNetwork):
         """
         mask = torch.zeros_like(self.mean)
         mask[self.target_dims] = 1.0
-        return (x - self.mean) * mask
+        return self.input_features(x) * mask
 
     def stems(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer 1 of both streams: ``(B, T, D)`` raw -> X_1, X'_1, each ``(B, 64, T)``."""
-        x = x - self.mean  # (B, T, D)
+        x = self.input_features(x)  # (B, T, D)
         ta = x.index_select(2, self.target_dims)  # (B, T, D) -> (B, T, K)
         return self.trunk.conv1(x.transpose(1, 2)), self.ta_trunk.conv1(ta.transpose(1, 2))
 

@@ -1,7 +1,8 @@
 """What every restcn architecture is, whatever its streams: the interface tools rely on.
 
-A :class:`SkeletonNetwork` reads raw coordinates ``(B, T, D)`` and subtracts the training
-split's mean skeleton itself (so deployed users feed raw data), returns logits from
+A :class:`SkeletonNetwork` reads raw coordinates ``(B, T, D)``, computes its input modality
+from them (joints, bones, motion: :mod:`restcn_infer.modality`) and subtracts the training
+split's mean of those features itself (so deployed users feed raw data), returns logits from
 ``forward``, and exposes from one pass the logits and its *main* trunk's layer activations
 (:meth:`forward_intermediates`): the Feature Map Decoder decodes that trunk
 (:attr:`decoded_trunk`), export compiles both into one graph, diagnosis reads the layers.
@@ -13,22 +14,35 @@ import torch
 from torch import nn
 
 from restcn_training.layers import ResTCNTrunk
+from restcn_training.modality import ModalityFeatures
 
 
 class SkeletonNetwork(nn.Module):
     """Base of the registered architectures (:mod:`restcn_training.registry`).
 
-    The mean skeleton is a non-persistent buffer: it belongs to the model description
+    The mean is a non-persistent buffer: it belongs to the model description
     (``ModelSpec.mean``), which the checkpoint stores once, and :meth:`set_mean` puts it here.
+    For the ``joint`` modality it is the mean skeleton; otherwise the mean of the features.
+
+    Args:
+        in_channels: ``D``, the raw input's features per frame.
+        modality: the input modality (:data:`restcn_infer.modality.MODALITIES`).
+        parents: each joint's parent (-1: root), for the bone modalities.
     """
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, modality: str = "joint",
+                 parents: tuple[int, ...] = ()) -> None:
         super().__init__()
+        self.features = ModalityFeatures(modality, parents, in_channels)
         self.register_buffer("mean", torch.zeros(in_channels), persistent=False)  # (D,)
 
     def set_mean(self, mean: torch.Tensor) -> None:
         """Store the training split's mean skeleton ``(D,)``."""
         self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+
+    def input_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)`` raw -> the modality's features minus their mean, ``(B, T, D)``."""
+        return self.features(x) - self.mean
 
     @property
     def decoded_trunk(self) -> ResTCNTrunk:

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from restcn_infer.modality import bone_parents
 from restcn_infer.spec import InputSpec
 from restcn_training.layers import ClassifierHead, ResTCNTrunk
 from restcn_training.network import SkeletonNetwork
@@ -36,23 +37,28 @@ class ResTCNConfig:
     unit_channels: tuple[int, ...] = (64, 64, 64, 128, 128, 128, 256, 256, 256)
     unit_strides: tuple[int, ...] = (1, 1, 1, 2, 1, 1, 2, 1, 1)
     dropout: float = 0.5
+    modality: str = "joint"  # restcn_infer.modality.MODALITIES
+    parents: tuple[int, ...] = ()  # each joint's parent (-1: root), for the bone modalities
 
     def __post_init__(self) -> None:
         self.unit_channels = tuple(self.unit_channels)
         self.unit_strides = tuple(self.unit_strides)
+        self.parents = tuple(int(p) for p in self.parents)
         if len(self.unit_channels) != len(self.unit_strides):
             raise ValueError("unit_channels and unit_strides must have the same length")
 
     @classmethod
     def for_input(cls, spec: InputSpec, num_classes: int, *, dropout: float = 0.5,
-                  channels: tuple[int, ...] | None = None) -> ResTCNConfig:
+                  channels: tuple[int, ...] | None = None,
+                  modality: str = "joint") -> ResTCNConfig:
         """The config for ``spec``'s input; ``channels``: the 9 units' widths (conv1 takes the
-        first), for small models.
+        first), for small models; ``modality``: what the network computes from the raw input.
 
         Raises:
             ValueError: ``channels`` of the wrong length.
         """
-        config = cls(in_channels=spec.D, num_classes=num_classes, dropout=dropout)
+        config = cls(in_channels=spec.D, num_classes=num_classes, dropout=dropout,
+                     modality=modality, parents=bone_parents(spec.layout))
         if channels:
             if len(channels) != len(config.unit_strides):
                 raise ValueError(f"channels needs {len(config.unit_strides)} values, "
@@ -74,7 +80,7 @@ class ResTCN(SkeletonNetwork):
     """Res-TCN on ``(B, T, D)`` raw skeleton sequences: one trunk and a classifier head."""
 
     def __init__(self, config: ResTCNConfig) -> None:
-        super().__init__(config.in_channels)
+        super().__init__(config.in_channels, config.modality, config.parents)
         self.config = config
         self.trunk = config.trunk()
         self.head = ClassifierHead(self.trunk.out_channels, config.num_classes)
@@ -84,5 +90,6 @@ class ResTCN(SkeletonNetwork):
         return self.trunk
 
     def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        layers = self.trunk((x - self.mean).transpose(1, 2))  # (B, T, D) -> (B, D, T) -> 10 layers
+        x = self.input_features(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
+        layers = self.trunk(x)  # 10 x (B, C_l, T_l)
         return self.head(layers[-1]), layers

@@ -105,3 +105,30 @@ def test_files_that_are_not_data_sets_are_named_as_such(tmp_path, name, content,
         (tmp_path / name).write_bytes(content)
     with pytest.raises(DataError, match=match):
         open_dataset(tmp_path / name)
+
+
+def test_holdout_by_fraction_is_stratified_fixed_and_disjoint(tmp_path):
+    from restcn_infer.datasets import carve_holdout
+
+    split = open_dataset(write_tiny_pyskl(tmp_path / "t.pkl", per_class=10)).split("train")
+    rest, held = carve_holdout(split, fraction=0.2, seed=3)
+    again_rest, again_held = carve_holdout(split, fraction=0.2, seed=3)
+    assert held.names == again_held.names and rest.names == again_rest.names
+    assert set(held.names).isdisjoint(rest.names) and len(held) + len(rest) == len(split)
+    assert np.bincount(held.labels).tolist() == [1, 1, 1]  # 20 % of each class's 5
+    np.testing.assert_array_equal(held.sequence(0), split.sequence(int(held.indices[0])))
+    other = carve_holdout(split, fraction=0.2, seed=4)[1]
+    assert other.names != held.names
+
+
+def test_holdout_by_name_pattern(shared_data):
+    from restcn_infer.datasets import carve_holdout
+
+    split = open_dataset(shared_data / "nw_ucla" / "nw_ucla.pkl").split("train")
+    rest, held = carve_holdout(split, match="_v02$")
+    assert all(n.endswith("_v02") for n in held.names)
+    assert all(n.endswith("_v01") for n in rest.names)
+    with pytest.raises(DataError, match="takes 0 of 1020"):
+        carve_holdout(split, match="_v03$")
+    with pytest.raises(DataError, match="holdout pattern"):
+        carve_holdout(split, match="(unclosed")

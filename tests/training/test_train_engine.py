@@ -139,3 +139,14 @@ def test_a_ctrgcn_npz_trains(tmp_path):
     spec = Checkpoint.load(tmp_path / "run" / "checkpoint.pt").spec
     assert spec.input.layout.name == "ntu25" and spec.input.bodies == 2 and spec.input.D == 150
     assert metrics["val_samples"] == 6 and metrics["train_samples"] == 12
+
+
+def test_a_holdout_replaces_the_validation_split_which_is_never_read(tmp_path, monkeypatch):
+    data = write_tiny_pyskl(tmp_path / "tiny.pkl", per_class=10)
+    cfg = TrainConfig(data=str(data), val_split="no-such-split", holdout_fraction=0.25,
+                      window=16, epochs=1, batch_size=6, channels=TINY, device="cpu",
+                      out=str(tmp_path / "run"))
+    metrics = train(cfg)  # the named validation split does not exist: it is not read
+    spec = Checkpoint.load(tmp_path / "run").spec
+    assert metrics["val_samples"] == 3 and metrics["train_samples"] == 12  # 1 of 5 per class
+    assert spec.training["val_split"] == "holdout of train (fraction 0.25, seed 0)"
