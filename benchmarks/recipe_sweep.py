@@ -3,7 +3,7 @@ chosen on a holdout carved from the *training* split -- never on the split that 
 
     python benchmarks/recipe_sweep.py [--variants default,rot90,...] [--seeds 0,1,2]
                                       [--parallel N --lock ''] [--deadline SECONDS]
-                                      [--train-args '--device cuda --workers 1'] [--final]
+                                      [--train-args '--device cuda'] [--final]
 
 Selection (the default) validates on a holdout that mimics each protocol inside the training
 split: NW-UCLA (cross-view, trained on views 1+2) trains on view 1 and validates on view 2

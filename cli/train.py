@@ -123,6 +123,12 @@ def main(
     tilt: Annotated[float, typer.Option(min=0.0, max=90.0, help="Augment: random tilt about "
                                         "the horizontal axis (camera height), max degrees.")
                     ] = _AUGMENT.tilt,
+    roll: Annotated[float, typer.Option(min=0.0, max=90.0, help="Augment: random roll about "
+                                        "the depth axis (a camera tilted sideways), max "
+                                        "degrees.")] = _AUGMENT.roll,
+    mixup: Annotated[float, typer.Option(
+        min=0.0, help="Mixup alpha: train on Beta(alpha, alpha) mixes of two sequences' raw "
+        "coordinates and their labels. 0: off.")] = _default("mixup"),
     ema: Annotated[float, typer.Option(
         min=0.0, max=0.9999, help="Decay of an exponential moving average of the weights, "
         "updated every step; evaluation and checkpoint.pt use it. 0: off.")] = _default("ema"),
@@ -133,9 +139,9 @@ def main(
     precision: Annotated[Precision, typer.Option(
         help="auto: bf16 (or fp16 + GradScaler) autocast on CUDA, fp32 on CPU.")
     ] = Precision(_default("precision")),
-    workers: Annotated[Optional[int], typer.Option(
-        min=0, help="DataLoader workers (default 0 on CPU; on CUDA the CPUs per "
-        "local process, at most 8).")] = None,
+    compile: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the training forward (faster on some GPUs; the "
+        "first epoch pays the compilation).")] = False,
     layout: Annotated[Optional[str], typer.Option(
         help="Joint layout (ntu25, kinect20); default from the data.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(
@@ -169,11 +175,11 @@ def main(
         label_smoothing=label_smoothing, schedule=schedule.value,
         plateau_patience=plateau_patience,
         augmentation=dataclasses.replace(_AUGMENT, crop=crop, rotate=rotate, scale=scale,
-                                         shift=shift, tilt=tilt),
+                                         shift=shift, tilt=tilt, roll=roll), mixup=mixup,
         seed=seed, layout=layout, target_joints=target_joints,
         holdout_fraction=holdout_fraction, holdout_match=holdout_match, holdout_seed=holdout_seed,
         channels=tuple(unit_channels) if unit_channels else None, ema=ema,
-        precision=precision.value, device=device.value, workers=workers, out=str(out),
+        precision=precision.value, device=device.value, compile=compile, out=str(out),
         resume=resume, command=shlex.join(["restcn-train", *sys.argv[1:]]),
     )
     main_rank = os.environ.get("RANK", "0") == "0"

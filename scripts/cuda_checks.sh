@@ -56,7 +56,7 @@ want 1 && step "1. training throughput on CUDA" && python3 benchmarks/train_thro
 
 if want 4; then
 step "4. (background) fix experiment and recipe sweep, fp32, many runs at once"
-experiment_args="--device $DEVICE --precision fp32 --workers 0 $TINY"
+experiment_args="--device $DEVICE --precision fp32 $TINY"
 python3 benchmarks/fix_experiment.py --out "$RUNS/fix" $FIX_SET --parallel $FIX_PARALLEL --lock '' \
     --train-args "$experiment_args" > "$OUT/fix.log" 2>&1 &
 fix_pid=$!

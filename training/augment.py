@@ -9,10 +9,16 @@ augmentations only show the network more of what raw data can look like.
   vertical (y) axis through its centroid, i.e. see the same action from another viewpoint.
 - ``tilt``: then tip it forward/back by ~ U(-tilt, tilt) degrees about the horizontal (x) axis,
   as a camera mounted higher or lower would see it.
+- ``roll``: then turn it by ~ U(-roll, roll) degrees about the depth (z) axis, as a camera
+  tilted sideways would see it (with ``rotate`` and ``tilt``: rotation about all three axes).
 - ``scale``: scale it by ~ U(1 - scale, 1 + scale) about the same centroid (body size).
 - ``shift``: move it by ~ U(-shift, shift) metres along each axis (where the sensor stands).
 
 Absent joints and bodies (all-zero) stay exactly zero.
+
+:meth:`Augmentation.draw` makes one sequence's random draws and :meth:`Augmentation.apply` applies
+them: this numpy version is the per-sample reference that the batched training path
+(:mod:`restcn_training.batches`, the same transforms on a whole batch on the device) is pinned to.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Augmentation:
     scale: float = 0.0  # max relative change of size, in [0, 1)
     shift: float = 0.0  # max translation per axis, metres
     tilt: float = 0.0  # max |angle| in degrees about the horizontal (x) axis
+    roll: float = 0.0  # max |angle| in degrees about the depth (z) axis
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crop <= 1.0:
@@ -45,11 +52,14 @@ class Augmentation:
             raise ValueError(f"shift must be >= 0, got {self.shift}")
         if not 0.0 <= self.tilt <= 90.0:
             raise ValueError(f"tilt must be in [0, 90] degrees, got {self.tilt}")
+        if not 0.0 <= self.roll <= 90.0:
+            raise ValueError(f"roll must be in [0, 90] degrees, got {self.roll}")
 
     @property
     def moves(self) -> bool:
-        """Whether the coordinates change (rotate, tilt, scale or shift), not only the frames."""
-        return self.rotate > 0.0 or self.tilt > 0.0 or self.scale > 0.0 or self.shift > 0.0
+        """Whether the coordinates change (rotate, tilt, roll, scale, shift), not only frames."""
+        return (self.rotate > 0.0 or self.tilt > 0.0 or self.roll > 0.0 or self.scale > 0.0
+                or self.shift > 0.0)
 
     @property
     def enabled(self) -> bool:
@@ -58,27 +68,36 @@ class Augmentation:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``(M, T, V, 3)`` -> ``(M, T', V, 3)`` float32, T' <= T (leading/trailing empties cut)."""
-        start, stop = valid_span(seq)
-        seq = seq[:, start:stop]
-        t = seq.shape[1]
-        if self.crop < 1.0 and t > 1:
-            keep = max(1, round(t * rng.uniform(self.crop, 1.0)))
-            first = int(rng.integers(0, t - keep + 1))
-            seq = seq[:, first:first + keep]
+    def draw(self, rng: np.random.Generator, frames: int) -> Draws:
+        """One sequence's random draws, for ``frames`` valid frames, in a fixed order."""
+        keep, first = frames, 0
+        if self.crop < 1.0 and frames > 1:
+            keep = max(1, round(frames * rng.uniform(self.crop, 1.0)))
+            first = int(rng.integers(0, frames - keep + 1))
         if not self.moves:
-            return seq.astype(np.float32, copy=False)
+            return Draws(keep, first)
         angle = np.deg2rad(rng.uniform(-self.rotate, self.rotate))
         factor = rng.uniform(1.0 - self.scale, 1.0 + self.scale)
         offset = rng.uniform(-self.shift, self.shift, 3)  # (3,)
-        c, s = np.cos(angle), np.sin(angle)
-        rotation = factor * np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # (3, 3)
-        if self.tilt > 0.0:  # drawn last, so runs without tilt keep their random streams
-            a = np.deg2rad(rng.uniform(-self.tilt, self.tilt))
-            ca, sa = np.cos(a), np.sin(a)
-            rotation = np.array([[1.0, 0.0, 0.0], [0.0, ca, -sa], [0.0, sa, ca]]) @ rotation
+        tilt = np.deg2rad(rng.uniform(-self.tilt, self.tilt)) if self.tilt > 0.0 else 0.0
+        roll = np.deg2rad(rng.uniform(-self.roll, self.roll)) if self.roll > 0.0 else 0.0
+        return Draws(keep, first, float(angle), float(factor), offset, float(tilt), float(roll))
+
+    def apply(self, seq: np.ndarray, draws: Draws) -> np.ndarray:
+        """``(M, T, V, 3)`` -> ``(M, T', V, 3)`` float32: leading/trailing empty frames cut,
+        then the drawn crop, then the drawn rigid transform about the centroid.
+
+        A crop holding no frame with a body keeps the whole span instead (a sequence with an
+        empty stretch inside must not become an empty input).
+        """
+        start, stop = valid_span(seq)
+        seq = seq[:, start:stop]
+        cropped = seq[:, draws.first:draws.first + draws.keep]
+        if np.any(cropped != 0):
+            seq = cropped
         seq = seq.astype(np.float32, copy=False)
+        if draws.offset is None:
+            return seq
         points = seq.reshape(-1, 3)  # (M*T'*V, 3)
         # numpy's reductions over a length-3 last axis are slow: compare columns, sum by BLAS
         present = (points[:, 0] != 0) | (points[:, 1] != 0) | (points[:, 2] != 0)  # (N,)
@@ -87,7 +106,47 @@ class Augmentation:
             return seq
         # absent joints are all-zero, so the sum over all points is the sum over the present
         center = np.ones(len(points), np.float32) @ points / np.float32(count)  # (3,)
-        moved = (points - center) @ rotation.T.astype(np.float32)  # (N, 3)
-        moved += (center + offset).astype(np.float32)
+        moved = (points - center) @ draws.rotation().T.astype(np.float32)  # (N, 3)
+        moved += (center + draws.offset).astype(np.float32)
         moved *= present[:, None]  # absent joints stay exactly zero
         return moved.reshape(seq.shape)  # (M, T', V, 3)
+
+    def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw and apply: ``(M, T, V, 3)`` -> ``(M, T', V, 3)`` float32."""
+        start, stop = valid_span(seq)
+        return self.apply(seq, self.draw(rng, stop - start))
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The random draws of one sequence: the crop (``keep`` frames from ``first``, counted in
+    the valid span) and, when the augmentation moves coordinates, the transform."""
+
+    keep: int
+    first: int
+    angle: float = 0.0  # radians about y
+    factor: float = 1.0
+    offset: np.ndarray | None = None  # (3,) metres; None: coordinates are not moved
+    tilt: float = 0.0  # radians about x
+    roll: float = 0.0  # radians about z
+
+    def rotation(self) -> np.ndarray:
+        """``Rz(roll) @ Rx(tilt) @ (factor * Ry(angle))``, float64 ``(3, 3)``."""
+        return rotation_matrix(self.angle, self.factor, self.tilt, self.roll)
+
+
+def rotation_matrix(angle, factor, tilt, roll) -> np.ndarray:
+    """``Rz(roll) @ Rx(tilt) @ (factor * Ry(angle))``; array arguments give ``(..., 3, 3)``."""
+    angle, factor, tilt, roll = np.broadcast_arrays(*map(np.asarray, (angle, factor, tilt, roll)))
+    zero, one = np.zeros_like(angle), np.ones_like(angle)
+    c, s = np.cos(angle), np.sin(angle)
+    ry = factor[..., None, None] * np.stack([np.stack([c, zero, s], -1),
+                                             np.stack([zero, one, zero], -1),
+                                             np.stack([-s, zero, c], -1)], -2)
+    ca, sa = np.cos(tilt), np.sin(tilt)
+    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, ca, -sa], -1),
+                   np.stack([zero, sa, ca], -1)], -2)
+    cr, sr = np.cos(roll), np.sin(roll)
+    rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1),
+                   np.stack([zero, zero, one], -1)], -2)
+    return rz @ rx @ ry

@@ -25,10 +25,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_AUGMENTATION = Augmentation(crop=0.8, rotate=60.0, scale=0.1, shift=0.5, tilt=15.0)
 #: Recipe fields added after runs were recorded (flattened name: the value that behaves as the
 #: older code did). A recorded recipe without one of them had it at this value.
-LATER_RECIPE_FIELDS = {"ema": 0.0, "augmentation.tilt": 0.0, "modality": "joint",
+LATER_RECIPE_FIELDS = {"ema": 0.0, "augmentation.tilt": 0.0, "augmentation.roll": 0.0,
+                       "mixup": 0.0, "modality": "joint",
                        "holdout_fraction": 0.0, "holdout_match": None, "holdout_seed": 0}
 #: Fields that do not change the result (``resume`` may differ in them).
-RUNTIME_FIELDS = ("device", "workers", "out", "resume", "command")
+RUNTIME_FIELDS = ("device", "compile", "out", "resume", "command")
 
 
 class ConfigError(RestcnError, ValueError):
@@ -64,6 +65,7 @@ class TrainConfig:
     channels: tuple[int, ...] | None = None  # residual unit channels (conv1 = first); tiny models
     precision: str = "auto"
     ema: float = 0.0  # EMA decay of the evaluated/saved weights; 0 = off
+    mixup: float = 0.0  # alpha of mixup (Beta(alpha, alpha) mixes of raw inputs); 0 = off
     #: Validate on a part carved from the training split instead of ``val_split`` (which is
     #: then never read): a stratified random fraction, or the samples whose name matches a
     #: regular expression (e.g. ``_v02$``: NW-UCLA view 2). For choosing recipes honestly.
@@ -72,7 +74,7 @@ class TrainConfig:
     holdout_seed: int = 0
     # -- not part of the result --
     device: str = "auto"
-    workers: int | None = None  # None: 0 on CPU; on CUDA the CPUs per local rank, at most 8
+    compile: bool = False  # torch.compile the training forward (where it measures faster)
     out: str = "runs/run"
     resume: bool = False
     command: str = ""
@@ -105,6 +107,7 @@ class TrainConfig:
             (self.device in TRAIN_DEVICES, f"device must be one of {TRAIN_DEVICES}"),
             (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
             (0.0 <= self.ema < 1.0, f"ema decay must be in [0, 1), got {self.ema}"),
+            (self.mixup >= 0.0, f"mixup alpha must be >= 0, got {self.mixup}"),
             (self.target_joints is None or self.model == "ms-res-tcn",
              "--target-joints only applies to --model ms-res-tcn"),
         ]

@@ -22,12 +22,16 @@ wobbles with the last few steps. Under DDP every rank keeps it on the unwrapped 
 parameters agree by construction and the averaged BatchNorm statistics are averaged over ranks
 after every epoch, like the model's own.
 
-Determinism: the data order comes from ``DistributedSampler(seed)`` (a function of seed and
-epoch), augmentation from ``(seed, epoch, index)``, dropout from the torch RNG whose state
-(with python's and numpy's, per rank) is saved in ``last.pt`` - so ``resume`` continues exactly
-where the run stopped, and a run gives the same inputs for any number of loader workers.
-On CUDA it uses mixed precision (bf16 where supported, else fp16 with a GradScaler), pinned
-memory and non-blocking copies; under torchrun it trains data-parallel (DDP), rank 0 writes.
+Batches are made on the device (:mod:`restcn_training.batches`): each rank holds its shard of
+the training split as one tensor, and windowing, crop and the rigid transforms run as batched
+tensor operations, the same on CPU and CUDA, pinned by tests to the per-sample numpy reference.
+
+Determinism: the data order, the augmentation draws and mixup come from one CPU generator per
+epoch and rank (:func:`restcn_training.batches.epoch_generator`: a function of seed, epoch and
+rank), dropout from the torch RNG whose state (with python's and numpy's, per rank) is saved in
+``last.pt`` - so ``resume`` continues exactly where the run stopped. On CUDA it uses mixed
+precision (bf16 where supported, else fp16 with a GradScaler); under torchrun it trains
+data-parallel (DDP), rank 0 writes.
 """
 
 from __future__ import annotations
@@ -35,20 +39,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from restcn_infer.atomic import atomic_write_text
 from restcn_infer.spec import InputSpec, ModelSpec
 from restcn_training import distributed
+from restcn_training.batches import BatchDraws, DeviceSplit, epoch_generator
 from restcn_training.checkpoint import (
     CHECKPOINT_FORMAT,
     Checkpoint,
@@ -57,7 +61,8 @@ from restcn_training.checkpoint import (
     safe_torch_load,
 )
 from restcn_training.config import ConfigError, TrainConfig, recipe_difference
-from restcn_training.data import WindowedDataset, load_training_data, mean_skeleton
+from restcn_training.data import load_training_data
+from restcn_training.modality import ModalityFeatures
 from restcn_training.registry import UnknownModelError, config_for, create_model
 from restcn_training.run_state import (
     rng_state,
@@ -120,6 +125,44 @@ def _precision(device: torch.device, precision: str) -> tuple[torch.dtype | None
     return (torch.bfloat16, False) if precision == "bf16" else (torch.float16, True)
 
 
+#: Sequences per evaluation batch.
+EVAL_BATCH = 256
+
+
+def shard_indices(n: int, rank: int, world: int, seed: int) -> np.ndarray:
+    """The training sequences rank ``rank`` of ``world`` holds for the whole run: every
+    ``world``-th of a seeded permutation, padded (by repeating its first) so that every rank
+    has ``ceil(n / world)`` and takes the same number of steps. One process: all of them."""
+    if world == 1:
+        return np.arange(n)
+    order = np.random.default_rng(seed).permutation(n)
+    shard = order[rank::world]
+    size = -(-n // world)
+    return np.concatenate([shard, shard[: size - len(shard)]])
+
+
+@torch.no_grad()
+def feature_mean(data: DeviceSplit, features: nn.Module) -> np.ndarray:
+    """Per-dimension mean ``(D,)`` over every frame of the windowed, unaugmented split, of the
+    network's input features (the modality), accumulated in float64."""
+    total = torch.zeros(data.spec.D, dtype=torch.float64, device=data.device)
+    for index in torch.arange(len(data)).split(EVAL_BATCH):
+        x, _ = data.batch(index)  # (B, window, D)
+        total += features(x).double().sum(dim=(0, 1))
+    return (total / (len(data) * data.spec.window)).float().cpu().numpy()
+
+
+def mixing(alpha: float, batch: int, generator: torch.Generator
+           ) -> tuple[float, torch.Tensor | None]:
+    """Mixup's weight ``lam ~ Beta(alpha, alpha)`` and partner permutation for one batch, drawn
+    from ``generator`` (Beta through numpy, seeded from it); ``(1.0, None)`` when off."""
+    if alpha <= 0:
+        return 1.0, None
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    return lam, torch.randperm(batch, generator=generator)
+
+
 class Trainer:
     """One run: owns the data, model, optimizer and schedule; :meth:`fit` does the epochs."""
 
@@ -141,12 +184,17 @@ class Trainer:
         self.ctx = distributed.setup(cfg.device)
         self.autocast_dtype, use_scaler = _precision(self.ctx.device, cfg.precision)
 
-        self.train_set = WindowedDataset(d.train, self.input_spec,
-                                         cfg.augmentation if cfg.augmentation.enabled else None,
-                                         cfg.seed)
-        self.val_set = WindowedDataset(d.val, self.input_spec)
-        self.mean = mean_skeleton(d.train, self.input_spec, cfg.modality,
-                                  tuple(self.model_config.get("parents", ())))
+        # Batches are made on the device (restcn_training.batches); each rank holds its shard.
+        device, rank, world = self.ctx.device, self.ctx.rank, self.ctx.world_size
+        self.augmentation = cfg.augmentation if cfg.augmentation.enabled else None
+        train_shard = shard_indices(len(d.train), rank, world, cfg.seed)
+        self.train_data = DeviceSplit(d.train, self.input_spec, device, train_shard)
+        self.val_data = DeviceSplit(d.val, self.input_spec, device,
+                                    np.arange(rank, len(d.val), world))
+        features = ModalityFeatures(cfg.modality, tuple(self.model_config["parents"]),
+                                    self.input_spec.D).to(device)
+        self.mean = feature_mean(self.train_data if world == 1 else
+                                 DeviceSplit(d.train, self.input_spec, device), features)
         #: The model description; its metrics are filled in when training ends.
         self.spec = ModelSpec(
             architecture=cfg.model, input=self.input_spec, classes=tuple(d.classes),
@@ -181,9 +229,7 @@ class Trainer:
         if self.ctx.distributed:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.sampler = DistributedSampler(self.train_set, num_replicas=self.ctx.world_size,
-                                          rank=self.ctx.rank, shuffle=True, seed=cfg.seed)
-        self.loader = self._loader(self.train_set, self.sampler)
+        self.step_model = torch.compile(self.ddp_model) if cfg.compile else self.ddp_model
 
     @property
     def final_model(self) -> nn.Module:
@@ -199,8 +245,8 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
                 "train_seconds": self.train_seconds, "train_samples": self.train_samples,
                 "rng": distributed.all_gather_objects(self.ctx, rng_state()),
-                "data_order": {"sampler": "DistributedSampler", "seed": self.cfg.seed,
-                               "next_epoch": len(self.history)}}
+                "data_order": {"order": "epoch_generator(seed, epoch, rank)",
+                               "seed": self.cfg.seed, "next_epoch": len(self.history)}}
 
     def _load_resume_state(self, path: Path) -> None:
         state = safe_torch_load(path, "resume state")
@@ -236,39 +282,40 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype)
 
-    def _loader(self, dataset, sampler) -> DataLoader:
-        cuda = self.ctx.device.type == "cuda"
-        workers = self.cfg.workers
-        if workers is None and not cuda:
-            workers = 0
-        elif workers is None:  # on CUDA the loader, not the GPU, is the bottleneck of small models
-            cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else os.cpu_count() or 1)  # sched_getaffinity: Linux only
-            workers = min(8, max(1, cpus // self.ctx.local_world_size))
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler,
-                          num_workers=workers, pin_memory=cuda)
-
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training split (this rank's shard) in epoch ``epoch``'s order."""
+        """One pass over this rank's shard in epoch ``epoch``'s order (see :func:`epoch_generator`:
+        the order, the augmentation draws and the mixing all come from it)."""
         cfg, device = self.cfg, self.ctx.device
-        self.sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
-        model, loader = self.ddp_model, self.loader
+        generator = epoch_generator(cfg.seed, epoch, self.ctx.rank)
+        order = torch.randperm(len(self.train_data), generator=generator)
+        batches = order.split(cfg.batch_size)
+        lengths = self.train_data.lengths.cpu()
+        model = self.step_model
         kernels = self.model.conv_kernels()
         model.train()
         # running sums stay on the device: reading them (.tolist()) waits for the GPU, so on
         # CUDA that happens only every `report_every` steps
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct
-        seen, steps = 0, len(loader)
+        seen, steps = 0, len(batches)
         report_every = 1 if device.type == "cpu" else 25
         self.reporter.on_epoch_start(epoch, cfg.epochs, steps)
-        for step, (x, y) in enumerate(loader, 1):
-            x = x.to(device, non_blocking=True)  # (B, T, D)
-            y = y.to(device, non_blocking=True)  # (B,)
+        for step, index in enumerate(batches, 1):
+            draws = (BatchDraws.draw(self.augmentation, lengths[index], generator)
+                     if self.augmentation is not None else None)
+            x, y = self.train_data.batch(index, draws)  # (B, T, D), (B,) on the device
+            lam, partner = mixing(cfg.mixup, len(y), generator)
+            if partner is not None:  # mixup of raw coordinates (and of the labels' losses)
+                partner = partner.to(device)
+                x = lam * x + (1.0 - lam) * x[partner]
             with self._autocast():
                 logits = model(x)  # (B, classes)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            penalty = cfg.l1 * sum(w.abs().sum() for w in kernels) if cfg.l1 else 0.0
+            if partner is not None:
+                loss = lam * loss + (1.0 - lam) * F.cross_entropy(
+                    logits.float(), y[partner], label_smoothing=cfg.label_smoothing)
+            # L1 on every conv kernel: one fused norm over the list, no Python sum of tensors
+            penalty = (cfg.l1 * torch.stack(torch._foreach_norm(kernels, 1)).sum()
+                       if cfg.l1 else 0.0)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss + penalty).backward()
             self.scaler.step(self.optimizer)
@@ -291,15 +338,13 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Validation loss, accuracy and confusion matrix (rows: true class), all ranks summed."""
-        n, k = len(self.val_set), len(self.data.classes)
-        shard = Subset(self.val_set, range(self.ctx.rank, n, self.ctx.world_size))
+        n, k = len(self.data.val), len(self.data.classes)
         model = self.final_model
         model.eval()
         confusion = torch.zeros(k, k, dtype=torch.float64, device=self.ctx.device)
         loss_sum = torch.zeros(1, dtype=torch.float64, device=self.ctx.device)
-        for x, y in self._loader(shard, None):
-            x = x.to(self.ctx.device, non_blocking=True)
-            y = y.to(self.ctx.device, non_blocking=True)
+        for index in torch.arange(len(self.val_data)).split(EVAL_BATCH):
+            x, y = self.val_data.batch(index)  # (B, T, D), (B,)
             with self._autocast():
                 logits = model(x).float()  # (B, classes)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
@@ -367,8 +412,8 @@ class Trainer:
             "confusion_matrix": confusion.tolist(),
             "train_seconds": self.train_seconds,
             "train_samples_per_second": self.train_samples / max(self.train_seconds, 1e-9),
-            "val_samples": len(self.val_set),
-            "train_samples": len(self.train_set),
+            "val_samples": len(self.data.val),
+            "train_samples": len(self.data.train),
             "device": str(self.ctx.device),
             "world_size": self.ctx.world_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),

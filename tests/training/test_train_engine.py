@@ -117,7 +117,7 @@ def test_ema_is_the_hand_computed_average_of_the_steps(tmp_path):
         assert torch.equal(last["model"][name], tensor), name
     assert last["ema"]["n_averaged"].item() == 2
     d = trainer.data  # evaluation used the average too
-    x = torch.stack([trainer.val_set[i][0] for i in range(len(d.val.labels))])
+    x, _ = trainer.val_data.batch(torch.arange(len(d.val)))
     with torch.no_grad():
         logits = Checkpoint.load(tmp_path / "run" / "checkpoint.pt").build_model()(x)
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(d.val.labels)).item()
