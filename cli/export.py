@@ -1,6 +1,7 @@
 """restcn-export: a restcn checkpoint -> ONNX model with its metadata, checked against torch.
 
     restcn-export runs/nw-ucla/checkpoint.pt --out model.onnx --check-data nw_ucla.pkl
+    restcn-export --ensemble runs/joint runs/bone runs/motion --out ensemble.onnx
 
 Writes nothing unless ``onnx.checker`` passes and onnxruntime matches torch (max abs diff
 < 1e-4, printed). Exit codes: 0 ok, 1 checkpoint/export error (reason on stderr), 2 usage.
@@ -15,15 +16,18 @@ import typer
 
 from restcn_cli.common import choice, console, domain_errors, parse_int_list
 from restcn_export.onnx_export import DEFAULT_OPSET, PRECISIONS
+from restcn_training.ensemble import FUSIONS
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 Precision = choice("Precision", PRECISIONS)
+Fusion = choice("Fusion", FUSIONS)
 
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(
-        help="Checkpoint written by restcn-train (or its run directory).")],
+    checkpoints: Annotated[list[Path], typer.Argument(
+        help="Checkpoint written by restcn-train (or its run directory); with --ensemble, "
+             "several: the members.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
     opset: Annotated[int, typer.Option(min=DEFAULT_OPSET, help="ONNX opset.")] = DEFAULT_OPSET,
     decoder_layers: Annotated[Optional[str], typer.Option(
@@ -34,16 +38,41 @@ def export(
         help="fp32, or fp16 weight storage (half the file, float32 compute).")] = Precision("fp32"),
     check_data: Annotated[Optional[Path], typer.Option(
         help="Real input for the parity check: a skeleton file or a data set.")] = None,
+    ensemble: Annotated[bool, typer.Option(
+        "--ensemble", help="Fuse the CHECKPOINTS (same classes, layout, bodies, window) into "
+        "one graph: one 'skeleton' input, each member's modality computed inside, 'logits' "
+        "fused by --fusion, 'decoded' from the first joint member.")] = False,
+    weights: Annotated[Optional[str], typer.Option(
+        help="With --ensemble: one weight per member, e.g. 2,1,1 (default: equal).")] = None,
+    fusion: Annotated[Fusion, typer.Option(
+        help="With --ensemble: logprob (weighted mean of log-probabilities), prob (of "
+             "probabilities) or logit (weighted sum of logits).")] = Fusion("logprob"),
 ) -> None:
-    """Export CHECKPOINT to ONNX: input 'skeleton' (batch, time, D), outputs 'logits', 'decoded'."""
+    """Export CHECKPOINTS to ONNX: input 'skeleton' (batch, time, D), outputs 'logits',
+    'decoded'."""
     if no_decoder and decoder_layers is not None:
         raise typer.BadParameter("give either --decoder-layers or --no-decoder, not both")
+    if len(checkpoints) > 1 and not ensemble:
+        raise typer.BadParameter("several checkpoints are exported as one model only with "
+                                 "--ensemble")
+    if ensemble and len(checkpoints) < 2:
+        raise typer.BadParameter("--ensemble needs at least two checkpoints")
+    if weights is not None and not ensemble:
+        raise typer.BadParameter("--weights applies to --ensemble")
     layers = [] if no_decoder else parse_int_list(decoder_layers, "layer numbers")
+    try:
+        member_weights = [float(w) for w in weights.split(",")] if weights else None
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {weights!r}",
+                                 param_hint="--weights") from None
 
     from restcn_export.onnx_export import export_onnx
+    from restcn_training.ensemble import ensemble_checkpoint
 
     with domain_errors(), console.status("exporting and checking parity"):
-        report = export_onnx(checkpoint, out, opset=opset, decoder_layers=layers,
+        source = (ensemble_checkpoint(checkpoints, member_weights, fusion.value) if ensemble
+                  else checkpoints[0])
+        report = export_onnx(source, out, opset=opset, decoder_layers=layers,
                              precision=precision.value, check_data=check_data)
     for name, diff in report.max_abs_diff.items():
         console.print(f"parity {name:>12}: max abs diff {diff:.3g}")

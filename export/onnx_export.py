@@ -94,13 +94,13 @@ def make_decoder(model: SkeletonNetwork, layers: Sequence[int] | None) -> nn.Mod
     Raises:
         ExportError: layers the model does not have, or layers of a non-joint modality.
     """
-    modality = model.features.modality
+    modality = model.decoded_modality
     if layers is None and modality != "joint":
         return None
     if layers and modality != "joint":
-        raise ExportError(f"decoder layers need the joint modality; this model reads "
-                          f"{modality} (export it with --no-decoder, or in an --ensemble whose "
-                          "joint member decodes)")
+        raise ExportError(f"decoder layers need the joint modality; this model decodes "
+                          f"{modality or 'nothing'} (export it with --no-decoder, or in an "
+                          "--ensemble with a joint member)")
     layers = DEFAULT_DECODER_LAYERS if layers is None else tuple(layers)
     if not layers:
         return None
@@ -111,7 +111,7 @@ def make_decoder(model: SkeletonNetwork, layers: Sequence[int] | None) -> nn.Mod
 
 
 def export_onnx(
-    checkpoint_path: str | os.PathLike[str],
+    checkpoint_path: str | os.PathLike[str] | Checkpoint,
     out_path: str | os.PathLike[str],
     *,
     opset: int = DEFAULT_OPSET,
@@ -122,7 +122,8 @@ def export_onnx(
     """Export a restcn checkpoint to ONNX, check it, and write it atomically.
 
     Args:
-        checkpoint_path: a checkpoint written by ``restcn-train``.
+        checkpoint_path: a checkpoint written by ``restcn-train`` (file or run directory), or
+            a :class:`Checkpoint` made in memory (e.g. ``ensemble_checkpoint``).
         out_path: the ``.onnx`` file to write (replaced only if every check passes).
         opset: ONNX opset of the graph.
         decoder_layers: layers of the ``decoded`` output; ``None``: 1,4,7,10 when the decoder
@@ -138,7 +139,8 @@ def export_onnx(
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     out_path = check_output_path(out_path)
-    ckpt = Checkpoint.load(checkpoint_path)
+    ckpt = (checkpoint_path if isinstance(checkpoint_path, Checkpoint)
+            else Checkpoint.load(checkpoint_path))
     model = ckpt.build_model()
     if precision == "fp16":
         round_to_fp16(model)

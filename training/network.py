@@ -45,6 +45,11 @@ class SkeletonNetwork(nn.Module):
         return self.features(x) - self.mean
 
     @property
+    def decoded_modality(self) -> str | None:
+        """What the decoded trunk's layers decode to (``joint``: skeletons); None: no trunk."""
+        return self.features.modality
+
+    @property
     def decoded_trunk(self) -> ResTCNTrunk:
         """The trunk whose layers :meth:`forward_intermediates` returns (the decoder's input)."""
         raise NotImplementedError

@@ -13,6 +13,7 @@ from typing import Any
 
 from restcn_infer.errors import LayoutError, RestcnError
 from restcn_infer.spec import InputSpec
+from restcn_training.ensemble import Ensemble, EnsembleConfig
 from restcn_training.ms_res_tcn import MSResTCN, MSResTCNConfig
 from restcn_training.network import SkeletonNetwork
 from restcn_training.res_tcn import ResTCN, ResTCNConfig
@@ -26,21 +27,26 @@ class UnknownModelError(RestcnError, ValueError):
 class _Entry:
     model_cls: type[SkeletonNetwork]
     config_cls: type
+    trainable: bool  # restcn-train can fit it from data (an ensemble is built from members)
 
 
 _MODELS: dict[str, _Entry] = {}
 
 
-def register_model(name: str, model_cls: type[SkeletonNetwork], config_cls: type) -> None:
-    """Register ``name``; a second registration of the same name is a bug and raises."""
+def register_model(name: str, model_cls: type[SkeletonNetwork], config_cls: type, *,
+                   trainable: bool = True) -> None:
+    """Register ``name``; a second registration of the same name is a bug and raises.
+
+    A trainable architecture's config class has ``for_input(spec, num_classes, **options)``.
+    """
     if name in _MODELS:
         raise ValueError(f"model {name!r} is already registered")
-    _MODELS[name] = _Entry(model_cls, config_cls)
+    _MODELS[name] = _Entry(model_cls, config_cls, trainable)
 
 
-def model_names() -> list[str]:
-    """Every registered architecture, sorted."""
-    return sorted(_MODELS)
+def model_names(*, trainable: bool = True) -> list[str]:
+    """The registered architectures (``trainable=False``: all, ensembles included), sorted."""
+    return sorted(name for name, entry in _MODELS.items() if entry.trainable or not trainable)
 
 
 def create_model(name: str, config: dict[str, Any]) -> SkeletonNetwork:
@@ -51,7 +57,8 @@ def create_model(name: str, config: dict[str, Any]) -> SkeletonNetwork:
     """
     entry = _MODELS.get(name)
     if entry is None:
-        raise UnknownModelError(f"unknown model {name!r}; expected one of {model_names()}")
+        raise UnknownModelError(f"unknown model {name!r}; expected one of "
+                                f"{model_names(trainable=False)}")
     try:
         return entry.model_cls(entry.config_cls(**config))
     except (TypeError, ValueError) as exc:
@@ -66,7 +73,7 @@ def config_for(name: str, spec: InputSpec, num_classes: int, **options: Any) -> 
         UnknownModelError: no such architecture, or options it does not take or accept.
     """
     entry = _MODELS.get(name)
-    if entry is None:
+    if entry is None or not entry.trainable:
         raise UnknownModelError(f"unknown model {name!r}; expected one of {model_names()}")
     try:
         return entry.config_cls.for_input(spec, num_classes, **options).to_dict()
@@ -76,3 +83,4 @@ def config_for(name: str, spec: InputSpec, num_classes: int, **options: Any) -> 
 
 register_model("res-tcn", ResTCN, ResTCNConfig)
 register_model("ms-res-tcn", MSResTCN, MSResTCNConfig)
+register_model("ensemble", Ensemble, EnsembleConfig, trainable=False)

@@ -105,7 +105,8 @@ def test_the_batched_draws_have_the_per_sample_distributions():
         assert distance < critical, (name, distance)
     assert batched.keep.min() >= 30 and batched.keep.max() == 50  # crop 0.6 of 50 frames
     assert (batched.first + batched.keep <= 50).all()
-    assert batched.angle.abs().max() <= np.deg2rad(60) and batched.roll.abs().max() <= np.deg2rad(10)
+    assert batched.angle.abs().max() <= np.deg2rad(60)
+    assert batched.roll.abs().max() <= np.deg2rad(10)
 
 
 def test_draws_are_a_function_of_seed_epoch_and_rank():
