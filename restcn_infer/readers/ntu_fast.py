@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from restcn_infer.limits import MAX_FRAMES
 from restcn_infer.readers.ntu_format import (
     BLOCK_LINES,
     INFO_TOKENS,
@@ -222,7 +223,7 @@ def _walk_frames(data: bytes, line_start: np.ndarray) -> np.ndarray | None:
         return int(text) if text.isdigit() and len(text) <= 12 else -1
 
     frames = count(0)
-    if not 1 <= frames <= num_lines - 1:
+    if not 1 <= frames <= min(num_lines - 1, MAX_FRAMES):
         return None
     lines = [1]
     for _ in range(frames):

@@ -15,18 +15,29 @@ file, but also rare valid forms such as ``.5``, a 19-digit bodyID or a jointCoun
 ``025`` -- goes to :func:`_read_slowly`, a plain line-by-line reader that defines what is
 accepted: it returns the same array, or raises an error naming the first bad line (1-based).
 Every count is checked against the lines actually in the file before it drives a loop or an
-allocation.
+allocation, and against :mod:`restcn_infer.limits`: a file is at most
+:data:`~restcn_infer.limits.MAX_SKELETON_FILE_BYTES` long, its frameCount at most
+:data:`~restcn_infer.limits.MAX_FRAMES` (checked on the first line, before anything else), so
+the worst accepted file costs a bounded multiple of its size (the fast path about 11x, the
+slow path less than 1x).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from array import array
 from os import PathLike
 
 import numpy as np
 
 from restcn_infer.errors import SkeletonFormatError
+from restcn_infer.limits import (
+    MAX_FRAMES,
+    MAX_SKELETON_FILE_BYTES,
+    check_shape,
+    read_file_limited,
+)
 from restcn_infer.readers.ntu_fast import read_fast
 from restcn_infer.readers.ntu_format import (
     INFO_TOKENS,
@@ -62,14 +73,16 @@ def read_ntu_skeleton(path: str | PathLike[str], max_bodies: int = 2) -> np.ndar
     """
     if max_bodies < 1:
         raise ValueError(f"max_bodies must be >= 1, got {max_bodies}")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise SkeletonFormatError(path, f"cannot read file: {e.strerror or e}") from None
+    data = read_file_limited(path, MAX_SKELETON_FILE_BYTES, "one .skeleton file")
+    first = data[:64].split(b"\n", 1)[0].strip()
+    if first.isdigit() and int(first) > MAX_FRAMES:  # before any whole-file work
+        raise SkeletonFormatError(path, f"expected frameCount at most {MAX_FRAMES:,}, got "
+                                        f"{_show(first)}", line=1)
     blocks = read_fast(data)
     if blocks is None:  # malformed, or a form the fast path does not prove: go line by line
         blocks = _read_slowly(path, data)
+    kept = min(max(int(blocks.body.max(initial=-1)) + 1, 1), max_bodies)
+    check_shape((kept, blocks.num_frames, NUM_JOINTS, 3), path, "the sequence")
     return _assemble(blocks.xyz, blocks.body, blocks.frame, blocks.num_frames, max_bodies)
 
 
@@ -78,77 +91,93 @@ def read_ntu_skeleton(path: str | PathLike[str], max_bodies: int = 2) -> np.ndar
 
 def _read_slowly(path: str | PathLike[str], data: bytes) -> Blocks:
     """The line-by-line reader: the same result as :func:`.ntu_fast.read_fast` where that one
-    succeeds,
-    and the first bad line otherwise (raises SkeletonFormatError)."""
-    lines = data.split(b"\n")  # a CRLF file keeps a trailing CR per line: whitespace to us
-    layout = _walk(path, lines)
-    info = _parse_numbers(lines, layout.info_lines, INFO_TOKENS, "body info")
-    joints = _parse_numbers(lines, layout.joint_lines, JOINT_TOKENS, "joint")
-    errors = [e for e in (layout.error, info.error, joints.error) if e is not None]
-    if errors:
-        line, message = min(errors)
-        raise SkeletonFormatError(path, message, line=line)
-    xyz = joints.values[:, :3].reshape(-1, NUM_JOINTS, 3)  # (blocks*25, 12) -> (blocks, 25, 3)
-    return Blocks(xyz, np.array(layout.block_body, dtype=np.int64),
-                   np.array(layout.block_frame, dtype=np.int64), layout.num_frames)
+    succeeds, and the first bad line otherwise (raises SkeletonFormatError).
 
-
-class _Layout:
-    """Where things are in a file, as found by :func:`_walk` (line indices are 0-based)."""
-
-    def __init__(self) -> None:
-        self.num_frames = 0
-        self.info_lines: list[int] = []  # one per body block
-        self.joint_lines: list[int] = []  # 25 per body block, in file order
-        self.block_body: list[int] = []  # body index (order of first appearance) per block
-        self.block_frame: list[int] = []  # frame index per block
-        self.error: tuple[int, str] | None = None  # (1-based line, message) of a structure error
-
-
-def _walk(path: str | PathLike[str], lines: list[bytes]) -> _Layout:
-    """Check the counts of the whole file and record where each body block's lines are.
-
-    Stops at the first structural error and records it in ``layout.error`` instead of raising,
-    so that a bad number on an earlier line can still be reported first.
+    It reads the file forward, one line at a time, checking each line's count or numbers as it
+    comes, so the first error in file order is the one reported, and it keeps only x, y, z of
+    the joint lines: memory stays below the file's size, however many short lines it has.
     """
-    layout = _Layout()
-    n = len(lines)
     try:
-        frames = _count(lines, 0, "frameCount", 1, n - 1)
-        body_ids: dict[int, int] = {}
-        p = 1
-        for frame in range(frames):
-            bodies = _count(lines, p, f"bodyCount of frame {frame + 1}", 0, MAX_BODIES_PER_FRAME)
-            p += 1
-            seen: set[int] = set()
-            for _ in range(bodies):
-                body_id = _body_id(lines, p)
-                if body_id in seen:
-                    raise _StructureError(p, f"expected distinct bodyIDs in frame {frame + 1}, "
-                                             f"got bodyID {body_id} twice")
-                seen.add(body_id)
-                layout.info_lines.append(p)
-                _count(lines, p + 1, "jointCount", NUM_JOINTS, NUM_JOINTS)
-                first_joint = p + 2
-                p = min(first_joint + NUM_JOINTS, n)
-                layout.joint_lines.extend(range(first_joint, p))
-                if p - first_joint < NUM_JOINTS:
-                    raise _StructureError(p, f"expected {NUM_JOINTS} joint lines, got end of file "
-                                             f"after {p - first_joint}")
-                layout.block_body.append(body_ids.setdefault(body_id, len(body_ids)))
-                layout.block_frame.append(frame)
-        for i in range(p, n):
-            if lines[i].strip():
-                raise _StructureError(i, f"expected end of file after {frames} frames, "
-                                         f"got {_show(lines[i])}")
-        layout.num_frames = frames
+        return _walk(_Lines(data))
     except _StructureError as e:
-        layout.error = (e.index + 1, e.message)
-    return layout
+        raise SkeletonFormatError(path, e.message, line=e.index + 1) from None
+
+
+class _Lines:
+    """The lines of a file as ``data.split(b"\n")`` numbers them, read forward one at a time
+    (a CRLF file keeps a trailing CR per line: whitespace to us). No list of all lines is made.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.count = data.count(b"\n") + 1
+        self.index = 0  # 0-based index of the next line
+        self._pos = 0  # its first byte
+
+    def next(self, what: str) -> bytes:
+        """The next line; a structure error naming ``what`` at end of file."""
+        if self.index >= self.count:
+            raise _StructureError(self.index, f"expected {what}, got end of file")
+        end = self.data.find(b"\n", self._pos)
+        end = len(self.data) if end < 0 else end
+        line = self.data[self._pos:end]
+        self._pos = end + 1
+        self.index += 1
+        return line
+
+    def first_content(self) -> tuple[int, bytes] | None:
+        """``(index, line)`` of the first non-blank line from here on, or None."""
+        rest = self.data[self._pos:]
+        stripped = rest.lstrip()
+        if not stripped:
+            return None
+        offset = len(rest) - len(stripped)
+        index = self.index + rest.count(b"\n", 0, offset)
+        line_start = rest.rfind(b"\n", 0, offset) + 1
+        line_end = rest.find(b"\n", offset)
+        return index, rest[line_start:len(rest) if line_end < 0 else line_end]
+
+
+def _walk(lines: _Lines) -> Blocks:
+    """Check the counts and numbers of the whole file in file order; collect x, y, z per body
+    block. The first bad line raises :class:`_StructureError`."""
+    frames = _count(lines, "frameCount", 1, min(lines.count - 1, MAX_FRAMES))
+    xyz = array("d")  # 75 values per body block, in file order
+    block_body: list[int] = []
+    block_frame: list[int] = []
+    body_ids: dict[int, int] = {}
+    for frame in range(frames):
+        bodies = _count(lines, f"bodyCount of frame {frame + 1}", 0, MAX_BODIES_PER_FRAME)
+        seen: set[int] = set()
+        for _ in range(bodies):
+            index = lines.index
+            info = lines.next("a body info line")
+            body_id = _body_id(info, index)
+            if body_id in seen:
+                raise _StructureError(index, f"expected distinct bodyIDs in frame {frame + 1}, "
+                                             f"got bodyID {body_id} twice")
+            seen.add(body_id)
+            _numbers(info, index, INFO_TOKENS, "body info")
+            _count(lines, "jointCount", NUM_JOINTS, NUM_JOINTS)
+            for joint in range(NUM_JOINTS):
+                if lines.index >= lines.count:
+                    raise _StructureError(lines.index, f"expected {NUM_JOINTS} joint lines, got "
+                                                       f"end of file after {joint}")
+                index = lines.index
+                xyz.extend(_numbers(lines.next("a joint line"), index, JOINT_TOKENS, "joint")[:3])
+            block_body.append(body_ids.setdefault(body_id, len(body_ids)))
+            block_frame.append(frame)
+    extra = lines.first_content()
+    if extra is not None:
+        raise _StructureError(extra[0], f"expected end of file after {frames} frames, "
+                                        f"got {_show(extra[1])}")
+    return Blocks(np.frombuffer(xyz, dtype=np.float64).reshape(-1, NUM_JOINTS, 3),
+                  np.array(block_body, dtype=np.int64), np.array(block_frame, dtype=np.int64),
+                  frames)
 
 
 class _StructureError(Exception):
-    """Internal: a structure error at 0-based line ``index`` (becomes SkeletonFormatError)."""
+    """Internal: an error at 0-based line ``index`` (becomes SkeletonFormatError)."""
 
     def __init__(self, index: int, message: str) -> None:
         super().__init__(message)
@@ -156,59 +185,45 @@ class _StructureError(Exception):
         self.message = message
 
 
-def _count(lines: list[bytes], i: int, what: str, low: int, high: int) -> int:
-    """The integer alone on line ``i``, checked to lie in ``[low, high]``."""
-    if i >= len(lines):
-        raise _StructureError(i, f"expected {what}, got end of file")
-    text = lines[i].strip()
+def _count(lines: _Lines, what: str, low: int, high: int) -> int:
+    """The integer alone on the next line, checked to lie in ``[low, high]``."""
+    index = lines.index
+    raw = lines.next(what)
+    text = raw.strip()
     if not text.isdigit():  # bytes.isdigit: ASCII digits only, no sign, no underscore
-        raise _StructureError(i, f"expected {what} (one integer), got {_show(lines[i])}")
+        raise _StructureError(index, f"expected {what} (one integer), got {_show(raw)}")
     if len(text) > 12 or not low <= int(text) <= high:
         bound = f"{low}" if low == high else f"in {low}..{high}"
         if what == "frameCount":
-            bound += " (at most the number of lines that follow)"
-        raise _StructureError(i, f"expected {what} {bound}, got {_show(text)}")
+            bound += f" (at most the number of lines that follow, and {MAX_FRAMES:,})"
+        raise _StructureError(index, f"expected {what} {bound}, got {_show(text)}")
     return int(text)
 
 
-def _body_id(lines: list[bytes], i: int) -> int:
-    """bodyID of the body-info line ``i`` (a ~7.2e16 integer: exact as int, never float)."""
-    if i >= len(lines):
-        raise _StructureError(i, "expected a body info line, got end of file")
-    tokens = lines[i].split()
+def _body_id(line: bytes, index: int) -> int:
+    """bodyID of a body-info line (a ~7.2e16 integer: exact as int, never float)."""
+    tokens = line.split()
     if len(tokens) != INFO_TOKENS:
-        raise _StructureError(i, f"expected a body info line of {INFO_TOKENS} values, "
-                                 f"got {len(tokens)}: {_show(lines[i])}")
+        raise _StructureError(index, f"expected a body info line of {INFO_TOKENS} values, "
+                                     f"got {len(tokens)}: {_show(line)}")
     if not tokens[0].isdigit() or len(tokens[0]) > 40:
-        raise _StructureError(i, f"expected an integer bodyID, got {_show(tokens[0])}")
+        raise _StructureError(index, f"expected an integer bodyID, got {_show(tokens[0])}")
     return int(tokens[0])
 
 
-class _Numbers:
-    """Values of some lines (``(L, ncols)`` float64) or the first bad line as ``error``."""
-
-    def __init__(self, values: np.ndarray, error: tuple[int, str] | None = None) -> None:
-        self.values = values
-        self.error = error
-
-
-def _parse_numbers(lines: list[bytes], indices: list[int], ncols: int, what: str) -> _Numbers:
-    """Parse ``lines[i]`` for ``i`` in ``indices``: each must hold ``ncols`` finite numbers
-    (Python's ``float``, no ``_``), else the first bad line is the error."""
-    rows = []
-    for i in indices:
-        tokens = lines[i].split()
-        if len(tokens) != ncols:
-            message = f"expected a {what} line of {ncols} numbers, got {len(tokens)}"
-            return _Numbers(np.zeros((0, ncols)), (i + 1, f"{message}: {_show(lines[i])}"))
-        try:
-            row = [float(token) for token in tokens]
-        except ValueError:
-            row = []
-        if len(row) != ncols or b"_" in lines[i] or not all(map(math.isfinite, row)):
-            return _Numbers(np.zeros((0, ncols)), (i + 1, _bad_token(tokens)))
-        rows.append(row)
-    return _Numbers(np.array(rows, dtype=np.float64).reshape(-1, ncols))
+def _numbers(line: bytes, index: int, ncols: int, what: str) -> list[float]:
+    """The ``ncols`` finite numbers of a line (Python's ``float``, no ``_``)."""
+    tokens = line.split()
+    if len(tokens) != ncols:
+        raise _StructureError(index, f"expected a {what} line of {ncols} numbers, got "
+                                     f"{len(tokens)}: {_show(line)}")
+    try:
+        row = [float(token) for token in tokens]
+    except ValueError:
+        row = []
+    if len(row) != ncols or b"_" in line or not all(map(math.isfinite, row)):
+        raise _StructureError(index, _bad_token(tokens))
+    return row
 
 
 def _bad_token(tokens: list[bytes]) -> str:
@@ -221,7 +236,6 @@ def _bad_token(tokens: list[bytes]) -> str:
         if not math.isfinite(float(token)):
             return f"expected a finite number in column {col}, got {_show(token)}"
     return f"expected decimal numbers, got {_show(b' '.join(tokens))}"
-
 
 
 def _assemble(xyz: np.ndarray, block_body: list[int], block_frame: list[int], num_frames: int,

@@ -9,18 +9,35 @@ Layout (the format big toolkits publish NTU/Kinetics skeletons in)::
 A pickle can run arbitrary code when loaded, so :class:`RestrictedUnpickler` admits only the
 globals needed to rebuild numpy arrays and dtypes (numpy 1 and numpy 2 module paths); anything
 else is refused with :class:`SkeletonFormatError`.
+
+A pickle can also claim memory it does not hold: ``_reconstruct(ndarray, (10, 1000, 1000, 3),
+...)`` alone makes a 120-million-element *uninitialised* array from 139 bytes. The numpy
+constructors are therefore admitted only through checking wrappers: ``_reconstruct`` may build
+only the empty placeholder numpy's own pickles use (its data then comes with the state and
+must match the shape, which numpy checks), scalars and buffers only of plain dtypes. After
+loading, every array in the result is checked once more (no object arrays, at most
+:data:`~restcn_infer.limits.MAX_PICKLE_ARRAY_ELEMENTS` elements, or the caller's limit), and a
+file holding one sequence may be at most
+:data:`~restcn_infer.limits.MAX_SEQUENCE_FILE_BYTES` long.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from restcn_infer.errors import SkeletonFormatError
+from restcn_infer.limits import (
+    MAX_PICKLE_ARRAY_ELEMENTS,
+    MAX_SEQUENCE_ELEMENTS,
+    MAX_SEQUENCE_FILE_BYTES,
+    read_file_limited,
+)
 from restcn_infer.readers.arrays import check_sequence
 
 #: (module, name) pairs a skeleton pickle may reference. numpy 2 moved ``numpy.core`` to
@@ -40,12 +57,54 @@ _ALLOWED_GLOBALS = {
 }
 
 
+#: Largest dtype item a skeleton pickle may use (a structured record of a few numbers).
+_MAX_ITEMSIZE = 256
+
+
+def _plain_dtype(dtype: object) -> np.dtype:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.itemsize > _MAX_ITEMSIZE:
+        raise pickle.UnpicklingError(f"refusing dtype {dtype!r}: only plain numeric dtypes are "
+                                     "allowed in a skeleton pickle")
+    return dtype
+
+
+def _checked_reconstruct(real: Callable) -> Callable:
+    """numpy's ``_reconstruct``, allowed only to make the empty placeholder of its own pickles."""
+    def reconstruct(subtype, shape, dtype_code):
+        if subtype is not np.ndarray or shape != (0,):  # numpy's own: (ndarray, (0,), b"b")
+            raise pickle.UnpicklingError(
+                f"refusing _reconstruct({getattr(subtype, '__name__', subtype)}, {shape!r}): "
+                "an array whose memory the file does not hold")
+        return real(subtype, shape, dtype_code)
+    return reconstruct
+
+
+def _checked_scalar(real: Callable) -> Callable:
+    def scalar(dtype, *data):
+        _plain_dtype(dtype)
+        return real(dtype, *data)
+    return scalar
+
+
+def _checked_frombuffer(real: Callable) -> Callable:
+    def frombuffer(buf, dtype, shape, order):
+        _plain_dtype(dtype)
+        return real(buf, dtype, shape, order)
+    return frombuffer
+
+
+_WRAPPERS = {"_reconstruct": _checked_reconstruct, "scalar": _checked_scalar,
+             "_frombuffer": _checked_frombuffer}
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds plain containers and numpy arrays, and nothing else."""
+    """An unpickler that rebuilds plain containers and numpy arrays, and nothing else, never
+    allocating an array the file does not hold (see the module docstring)."""
 
     def find_class(self, module: str, name: str):  # noqa: D102 - pickle API
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            return _WRAPPERS[name](found) if name in _WRAPPERS else found
         if module == "numpy" and name.endswith("DType"):  # numpy 2 dtype classes, e.g. Float32DType
             return super().find_class(module, name)
         raise pickle.UnpicklingError(
@@ -54,20 +113,56 @@ class RestrictedUnpickler(pickle.Unpickler):
         )
 
 
-def restricted_load(path: Path) -> object:
-    """Unpickle ``path`` with :class:`RestrictedUnpickler`; any failure: SkeletonFormatError."""
+def restricted_load(path: Path, *, max_bytes: int | None = None,
+                    array_limit: int = MAX_PICKLE_ARRAY_ELEMENTS) -> object:
+    """Unpickle ``path`` with :class:`RestrictedUnpickler`; any failure: SkeletonFormatError.
+
+    Args:
+        max_bytes: refuse a longer file before reading it (``None``: no limit, a data set).
+        array_limit: the most elements any array of the result may have.
+    """
+    if max_bytes is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise SkeletonFormatError(path, f"cannot read file: {exc.strerror or exc}") from None
+    else:
+        data = read_file_limited(path, max_bytes, "a one-sequence pickle (read a data set "
+                                                  "with read_pyskl)")
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SkeletonFormatError(path, f"cannot read file: {exc.strerror}") from None
-    try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
+        doc = RestrictedUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as exc:
         raise SkeletonFormatError(path, str(exc)) from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, MemoryError, OverflowError) as exc:
-        raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc!r}"
+            UnicodeDecodeError, MemoryError, OverflowError, RecursionError) as exc:
+        raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc!r}"[:300]
                                   ) from None
+    _check_arrays(doc, path, array_limit)
+    return doc
+
+
+def _check_arrays(doc: object, path: Path, limit: int) -> None:
+    """Every array reachable from ``doc`` is plain and within ``limit`` elements. Iterative and
+    visiting each object once, so a pickle of shared references cannot make it slow."""
+    seen: set[int] = set()
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            if item.dtype.hasobject:
+                raise SkeletonFormatError(path, "refusing an object array in a skeleton pickle")
+            if item.size > limit:
+                raise SkeletonFormatError(path, f"an array of shape {item.shape} holds "
+                                                f"{item.size:,} numbers, more than the limit of "
+                                                f"{limit:,}")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
 
 
 @dataclass(frozen=True)
@@ -146,7 +241,8 @@ def read_pyskl(path: str | Path) -> PysklDataset:
 
 def read_pyskl_sequence(path: Path) -> np.ndarray:
     """One sequence from a pickle holding a single annotation dict (or a file with exactly one)."""
-    doc = restricted_load(path)
+    doc = restricted_load(path, max_bytes=MAX_SEQUENCE_FILE_BYTES,
+                          array_limit=MAX_SEQUENCE_ELEMENTS)
     if isinstance(doc, dict) and "annotations" in doc:
         raws = doc["annotations"]
         if not isinstance(raws, list) or len(raws) != 1:

@@ -1,0 +1,112 @@
+"""JSON from untrusted input with its size, nesting depth and number lengths bounded *before*
+the parser sees it: :func:`loads_bounded`.
+
+Python's ``json.loads`` fails badly on hostile text: a 105 KB line of ``[[[[...`` raises
+``RecursionError``, an integer of 5,000 digits ``ValueError`` (Python's int-conversion limit),
+``1e999`` quietly becomes ``inf`` and ``NaN`` is accepted although it is not JSON. This loader
+refuses each of them with one :class:`JsonInputError` (a ``ValueError``) saying which limit was
+hit, so a reader or the stream protocol can report the input and go on.
+
+Nesting depth is measured without recursion: string literals are blanked out with one regular
+expression and the running count of ``[``/``{`` minus ``]``/``}`` is a numpy cumulative sum.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from restcn_infer.errors import RestcnError
+from restcn_infer.limits import MAX_JSON_DEPTH, MAX_JSON_FILE_BYTES, MAX_JSON_INT_DIGITS
+
+# A JSON string literal (escapes included); possessive, so it runs in linear time.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+class JsonInputError(RestcnError, ValueError):
+    """Text that is not JSON (``syntax``), or JSON beyond a limit; ``line`` is 1-based where
+    known."""
+
+    def __init__(self, message: str, line: int | None = None, syntax: bool = False) -> None:
+        super().__init__(message)
+        self.reason = message
+        self.line = line
+        self.syntax = syntax
+
+
+class _Refused(Exception):
+    """Internal: raised from a parse hook, turned into :class:`JsonInputError`."""
+
+
+def nesting_depth(data: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` in ``data`` outside string literals (0 for a scalar)."""
+    if b"[" not in data and b"{" not in data:
+        return 0
+    bare = _STRING.sub(b'""', data) if b'"' in data else data
+    steps = _OPEN[np.frombuffer(bare, dtype=np.uint8)]  # (N,) +1 open, -1 close, 0 other
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def loads_bounded(text: str | bytes, *, max_bytes: int = MAX_JSON_FILE_BYTES,
+                  max_depth: int = MAX_JSON_DEPTH,
+                  max_int_digits: int = MAX_JSON_INT_DIGITS) -> Any:
+    """Parse strict JSON (RFC 8259: no NaN/Infinity) within the given limits.
+
+    Args:
+        text: the document; bytes must be UTF-8.
+        max_bytes: the longest document (UTF-8 bytes) accepted.
+        max_depth: the deepest nesting of arrays and objects accepted.
+        max_int_digits: the longest integer literal accepted.
+
+    Raises:
+        JsonInputError: not UTF-8, not JSON, or beyond a limit; the message says which.
+    """
+    if isinstance(text, str):
+        if len(text) > max_bytes:  # a str is at least as long in UTF-8
+            raise JsonInputError(f"longer than {max_bytes:,} bytes")
+        data = text.encode("utf-8", errors="surrogatepass")
+    else:
+        data = bytes(text)
+    if len(data) > max_bytes:
+        raise JsonInputError(f"longer than {max_bytes:,} bytes")
+    depth = nesting_depth(data)
+    if depth > max_depth:
+        raise JsonInputError(f"nested {depth} levels deep, more than the limit of {max_depth}")
+    try:
+        decoded = data.decode("utf-8") if isinstance(text, bytes) else text
+    except UnicodeDecodeError as exc:
+        raise JsonInputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})",
+                             syntax=True) from None
+
+    def parse_int(literal: str) -> int:
+        if len(literal.lstrip("-")) > max_int_digits:
+            raise _Refused(f"an integer of {len(literal.lstrip('-')):,} digits, more than the "
+                           f"limit of {max_int_digits}")
+        return int(literal)
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise _Refused(f"the number {literal[:40]} is out of range")
+        return value
+
+    def parse_constant(name: str) -> None:
+        raise _Refused(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(decoded, parse_int=parse_int, parse_float=parse_float,
+                          parse_constant=parse_constant)
+    except _Refused as exc:
+        raise JsonInputError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise JsonInputError(f"{exc.msg} (line {exc.lineno} column {exc.colno})",
+                             line=exc.lineno, syntax=True) from None
+    except RecursionError:  # the depth check makes this unreachable; never let it escape
+        raise JsonInputError("nested too deeply") from None
