@@ -70,20 +70,36 @@ class ExportReport:
     metadata: ModelMetadata
 
 
+#: The graph's outputs with a decoder head, in order (``DIAGNOSIS_OUTPUTS`` are gated).
+OUTPUTS = ("logits", "decoded", "responses", "filters")
+DIAGNOSIS_OUTPUTS = ("decoded", "responses")
+
+
 class ExportWrapper(nn.Module):
-    """The exported graph: ``skeleton (B, T, D)`` -> ``logits`` [, ``decoded (B, L, T, D)``],
-    from one :meth:`SkeletonNetwork.forward_intermediates` pass of any architecture."""
+    """The exported graph, from one :meth:`SkeletonNetwork.forward_intermediates` pass of any
+    architecture: ``skeleton (B, T, D)`` -> ``logits (B, C)``, and with a decoder head the
+    diagnosis outputs of the decoded (main, joint) stream:
+
+    - ``decoded (B, L, T, D)``: the Feature Map Decoder's skeletons of the decoder layers;
+    - ``responses (B, N, T)``: ``|W_1 * (X_0 - mu)|``, conv1's response to the input without its
+      bias, per filter and frame (the paper's Figure 8);
+    - ``filters (N, D, f)``: conv1's weights, for the motion primitives (Figure 3).
+    """
 
     def __init__(self, model: SkeletonNetwork, decoder: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
         self.decoder = decoder
 
-    def forward(self, skeleton: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, skeleton: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         logits, layers = self.model.forward_intermediates(skeleton)  # (B, C), n x (B, C_l, T_l)
         if self.decoder is None:
             return logits
-        return logits, self.decoder(layers, skeleton.shape[1])  # (B, L, T, D)
+        conv1 = self.model.decoded_trunk.conv1
+        bias = conv1.bias if conv1.bias is not None else torch.zeros_like(layers[0][0, :, 0])
+        responses = (layers[0] - bias[:, None]).abs()  # X_1 without bias: (B, N, T)
+        filters = conv1.weight * 1.0  # (N, D, f): an output, not the parameter itself
+        return logits, self.decoder(layers, skeleton.shape[1]), responses, filters
 
 
 def make_decoder(model: SkeletonNetwork, layers: Sequence[int] | None) -> nn.Module | None:
@@ -156,7 +172,7 @@ def export_onnx(
     except ModelError as exc:
         raise ExportError(str(exc)) from exc
     if decoder is not None:
-        gate_decoder(proto)
+        gate_decoder(proto, DIAGNOSIS_OUTPUTS)
     conv1d_as_conv2d(proto)
     if precision == "fp16":
         store_fp16(proto)
@@ -204,7 +220,7 @@ def _export_graph(wrapper: ExportWrapper, example: Any, opset: int):
     The dynamo exporter (``torch.export``) is torch's supported path; the TorchScript exporter
     is the fallback for torch versions or models where it fails.
     """
-    output_names = ["logits"] + (["decoded"] if wrapper.decoder is not None else [])
+    output_names = list(OUTPUTS) if wrapper.decoder is not None else ["logits"]
     example = torch.as_tensor(example)
     batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
     with warnings.catch_warnings(), torch.no_grad(), _quiet_logger("torch.onnx"):

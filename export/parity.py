@@ -79,7 +79,7 @@ def write_checked(proto, path: Path, wrapper: nn.Module,
         with torch.no_grad():
             expected = wrapper(torch.from_numpy(x))
         expected = expected if isinstance(expected, tuple) else (expected,)
-        got = session.run(None, {"skeleton": x})
+        got = session.run([o.name for o in session.get_outputs()], {"skeleton": x})
         if wrapper.decoder is not None:  # logits alone, decoder head skipped
             got.append(session.run(["logits"], {"skeleton": x, DECODE_INPUT: np.array(False)})[0])
             expected = (*expected, expected[0])

@@ -20,14 +20,25 @@ def conv1d_as_conv2d(proto: onnx.ModelProto) -> int:
     """Rewrite every 1-D ``Conv`` with a constant weight in place; returns how many."""
     graph = proto.graph
     weights = {init.name: init for init in graph.initializer}
-    nodes, count = [], 0
+    readers: dict[str, int] = {}  # how many nodes or outputs read each initializer
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for output in graph.output:
+        readers[output.name] = readers.get(output.name, 0) + 1
+    nodes, count, added = [], 0, []
     for node in graph.node:
         weight = weights.get(node.input[1]) if node.op_type == "Conv" else None
         if weight is None or len(weight.dims) != 3:
             nodes.append(node)
             continue
         value = numpy_helper.to_array(weight)  # (N, C, k)
-        weight.CopyFrom(numpy_helper.from_array(value[:, :, None, :], weight.name))  # (N, C, 1, k)
+        if readers[weight.name] == 1:  # the conv's own: rewrite in place
+            weight.CopyFrom(numpy_helper.from_array(value[:, :, None, :], weight.name))
+        else:  # also read elsewhere (e.g. the 'filters' output): a 4-D copy for the conv
+            copy = f"{weight.name}__conv2d"
+            added.append(numpy_helper.from_array(value[:, :, None, :], copy))  # (N, C, 1, k)
+            node.input[1] = copy
         attrs = {}
         for attr in node.attribute:
             v = helper.get_attribute_value(attr)
@@ -43,6 +54,7 @@ def conv1d_as_conv2d(proto: onnx.ModelProto) -> int:
             helper.make_node("Squeeze", [y4, _HEIGHT_AXIS], [node.output[0]]),
         ]
         count += 1
+    graph.initializer.extend(added)
     if count:
         graph.initializer.append(numpy_helper.from_array(np.array([2], np.int64), _HEIGHT_AXIS))
         del graph.node[:]

@@ -53,7 +53,7 @@ def torch_outputs(ckpt_path, x: np.ndarray, layers=LAYERS):
 def test_onnx_matches_torch_for_any_batch_and_length(ckpt_path, onnx_path, batch, time):
     x = np.random.default_rng(time).normal(size=(batch, time, D)).astype(np.float32)
     logits, decoded = session(onnx_path).run(["logits", "decoded"], {"skeleton": x})
-    want_logits, want_decoded = torch_outputs(ckpt_path, x)
+    want_logits, want_decoded, *_ = torch_outputs(ckpt_path, x)
     assert logits.shape == (batch, len(CLASSES)) and decoded.shape == (batch, 4, time, D)
     np.testing.assert_allclose(logits, want_logits, atol=1e-4, rtol=0)
     np.testing.assert_allclose(decoded, want_decoded, atol=1e-4, rtol=0)
@@ -70,7 +70,7 @@ def test_graph_inputs_and_outputs_are_named_and_dynamic(onnx_path, architecture)
     assert inp.name == "skeleton"
     assert [bool(d.dim_param) for d in dims] == [True, True, False]
     assert dims[2].dim_value == D
-    assert [o.name for o in model.graph.output] == ["logits", "decoded"]
+    assert [o.name for o in model.graph.output] == ["logits", "decoded", "responses", "filters"]
     assert decode.name == "decode"  # optional: an initializer holds its default, true
     assert "decode" in {i.name for i in model.graph.initializer}
     weights = {i.name: len(i.dims) for i in model.graph.initializer}
@@ -92,12 +92,30 @@ def test_upsampling_exports_as_resize(onnx_path):
     assert "GatherND" not in ops
 
 
+def test_conv1_responses_and_filters_are_outputs(ckpt_path, onnx_path):
+    """The diagnosis reads conv1 from the deployed model: its response without bias (Figure 8)
+    and its weights (the motion primitives, Figure 3)."""
+    x = np.random.default_rng(3).normal(size=(2, 23, D)).astype(np.float32)
+    responses, filters = session(onnx_path).run(["responses", "filters"], {"skeleton": x})
+    model = Checkpoint.load(ckpt_path).build_model()
+    conv1 = model.decoded_trunk.conv1
+    with torch.no_grad():
+        features = model.input_features(torch.from_numpy(x)).transpose(1, 2)  # (B, D, T)
+        want = (conv1(features) - conv1.bias[:, None]).abs().numpy()
+    assert responses.shape == (2, conv1.out_channels, 23)
+    np.testing.assert_allclose(responses, want, atol=1e-5)
+    np.testing.assert_array_equal(filters, conv1.weight.detach().numpy())
+
+
 def test_decode_false_skips_the_decoder_head(onnx_path):
     x = np.random.default_rng(2).normal(size=(2, 40, D)).astype(np.float32)
-    logits, decoded = session(onnx_path).run(None, {"skeleton": x})
-    fast, empty = session(onnx_path).run(None, {"skeleton": x, "decode": np.array(False)})
+    names = ["logits", "decoded", "responses"]
+    logits, decoded, responses = session(onnx_path).run(names, {"skeleton": x})
+    fast, empty, none = session(onnx_path).run(names, {"skeleton": x,
+                                                       "decode": np.array(False)})
     np.testing.assert_array_equal(fast, logits)
     assert decoded.shape == (2, 4, 40, D) and empty.shape == (2, 4, 0, D)
+    assert responses.shape[::2] == (2, 40) and none.shape == (2, responses.shape[1], 0)
     kernels = profiled_kernels(onnx_path, x)
     assert kernels["decode"] > kernels["skip"] + 10  # the head's nodes did not run
 
@@ -141,7 +159,7 @@ def test_fp16_storage_without_decoder_halves_weights_and_keeps_parity(tiny_expor
     assert big and all(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
     x = np.random.default_rng(1).normal(size=(2, WINDOW, D)).astype(np.float32)
     (logits,) = session(path).run(None, {"skeleton": x})
-    (want,) = torch_outputs(ckpt_path, x, layers=())
+    (want,) = torch_outputs(ckpt_path, x, layers=())  # no decoder: logits only
     assert np.abs(logits - want).max() < 0.05  # fp16-rounded weights: close, not equal
     assert logits.argmax(1).tolist() == want.argmax(1).tolist()
 
