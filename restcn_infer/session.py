@@ -51,9 +51,12 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def create_session(path: Path, *, device: str = "auto",
-                   threads: int | None = None) -> ort.InferenceSession:
+def create_session(path: Path, *, device: str = "auto", threads: int | None = None,
+                   data: bytes | None = None) -> ort.InferenceSession:
     """An ``InferenceSession`` on ``path`` for ``device`` (see the module docstring).
+
+    ``data``: the file's bytes when the caller has read (and checked) them already; the session
+    is then made from exactly those bytes, so the file cannot change between check and load.
 
     Raises:
         DeviceError: unknown device.
@@ -74,7 +77,8 @@ def create_session(path: Path, *, device: str = "auto",
     try:
         if want_cuda:  # a failing CUDA provider logs through the default logger, not the session's
             ort.set_default_logger_severity(4)
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(str(path) if data is None else data, options,
+                                       providers=providers)
     except _LOAD_ERRORS as exc:
         raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from None
     finally:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from restcn_infer.envelope import Envelope, envelope_from_mapping
 from restcn_infer.errors import LayoutError, ModelError, SkeletonFormatError
 from restcn_infer.fields import Fields
 from restcn_infer.layouts import JointLayout, get_layout, layout_for_joints
@@ -72,10 +73,12 @@ class InputSpec:
         """Features per frame."""
         return self.bodies * self.num_joints * self.coords
 
-    def source_layout(self, num_joints: int, declared: JointLayout | None = None,
-                      source: object = None) -> JointLayout:
-        """The layout of an input with ``num_joints`` joints: ``declared`` when given (checked),
-        else the model's own layout when the count matches, else the one layout with that count.
+    def resolve_layout(self, num_joints: int, declared: JointLayout | None = None,
+                       source: object = None) -> tuple[JointLayout, bool]:
+        """``(layout, guessed)`` of an input with ``num_joints`` joints: ``declared`` when given
+        (checked), else a guess from the count: the model's own layout when it matches, else
+        the one layout with that count. A guess is only a guess (another layout may have the
+        same count); :mod:`restcn_infer.plausibility` checks it against the bone lengths.
 
         Raises:
             SkeletonFormatError: naming ``source``, when no layout fits.
@@ -85,14 +88,36 @@ class InputSpec:
                 raise SkeletonFormatError(source, f"layout {declared.name} has "
                                                   f"{declared.num_joints} joints, the input has "
                                                   f"{num_joints}")
-            return declared
+            return declared, False
         if num_joints == self.num_joints:
-            return self.layout
+            return self.layout, True
         try:
-            return layout_for_joints(num_joints)
+            return layout_for_joints(num_joints), True
         except LayoutError as exc:
             raise SkeletonFormatError(source, f"{exc}; the model expects {self.layout.name} "
                                               f"({self.num_joints} joints)") from None
+
+    def source_layout(self, num_joints: int, declared: JointLayout | None = None,
+                      source: object = None) -> JointLayout:
+        """The layout of :meth:`resolve_layout`, without saying whether it was guessed."""
+        return self.resolve_layout(num_joints, declared, source)[0]
+
+    def to_model_layout(self, seq: np.ndarray, layout: JointLayout,
+                        source: object = None) -> np.ndarray:
+        """``(M, T, V_layout, 3)`` -> ``(bodies, T, V, 3)`` in the model's layout (joints matched
+        by name, bodies fitted); steps 1-2 of :mod:`restcn_infer.preprocess`."""
+        try:
+            return fit_bodies(adapt_layout(seq, layout, self.layout), self.bodies)
+        except LayoutError as exc:
+            raise SkeletonFormatError(source, str(exc)) from None
+
+    def to_window(self, seq: np.ndarray, source: object = None) -> np.ndarray:
+        """``(bodies, T, V, 3)`` in the model's layout -> the network input ``(window, D)``;
+        steps 3-4 of :mod:`restcn_infer.preprocess`."""
+        try:
+            return flatten(fit_window(seq, self.window, self.policy))
+        except SkeletonFormatError as exc:
+            raise exc.named(source) if source is not None else exc from None
 
     def prepare(self, seq: np.ndarray, *, layout: JointLayout | None = None,
                 source: object = None) -> np.ndarray:
@@ -100,7 +125,8 @@ class InputSpec:
 
         The steps of :mod:`restcn_infer.preprocess`: joints matched to the model's layout by
         name (from ``layout``, default :meth:`source_layout`), bodies fitted, frames brought to
-        the window by the policy, features flattened body-major. Coordinates stay raw.
+        the window by the policy, features flattened body-major. Coordinates stay raw. This is
+        preprocessing only: the runtime's plausibility check is the classifier's.
 
         Raises:
             SkeletonFormatError: naming ``source``: not a numeric sequence, non-finite, no frame
@@ -108,14 +134,7 @@ class InputSpec:
         """
         seq = check_sequence(seq, source)
         src = self.source_layout(seq.shape[2], layout, source)
-        try:
-            seq = adapt_layout(seq, src, self.layout)
-            seq = fit_window(fit_bodies(seq, self.bodies), self.window, self.policy)
-        except LayoutError as exc:
-            raise SkeletonFormatError(source, str(exc)) from None
-        except SkeletonFormatError as exc:
-            raise exc.named(source) if source is not None else exc from None
-        return flatten(seq)
+        return self.to_window(self.to_model_layout(seq, src, source), source)
 
     def to_dict(self) -> dict[str, Any]:
         return {"layout": self.layout.name, "joint_names": list(self.layout.joint_names),
@@ -153,6 +172,9 @@ class ModelSpec:
         config: the architecture's constructor arguments (JSON), enough to rebuild it.
         training: how it was trained (data, splits, seed, recipe, command).
         metrics: what was measured (``final_val_accuracy``, per-class accuracy, ...).
+        envelope: what the training bodies looked like (:mod:`restcn_infer.envelope`), measured
+            when training starts; None for models made before envelopes existed or without
+            training data (the runtime then uses ``envelope.default_envelope``).
     """
 
     architecture: str
@@ -162,6 +184,7 @@ class ModelSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    envelope: Envelope | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -177,6 +200,8 @@ class ModelSpec:
             raise ModelError(f"mean has {len(self.mean)} values, expected D = {self.input.D}")
         if not np.all(np.isfinite(self.mean)):
             raise ModelError("mean holds NaN or infinite values")
+        if self.envelope is not None:
+            self.envelope.check_layout(self.input.layout)
 
     @property
     def num_classes(self) -> int:
@@ -195,10 +220,13 @@ class ModelSpec:
         return mean
 
     def to_dict(self) -> dict[str, Any]:
-        return {"architecture": self.architecture, "input": self.input.to_dict(),
-                "classes": list(self.classes), "mean": list(self.mean),
-                "config": dict(self.config), "training": dict(self.training),
-                "metrics": dict(self.metrics)}
+        doc = {"architecture": self.architecture, "input": self.input.to_dict(),
+               "classes": list(self.classes), "mean": list(self.mean),
+               "config": dict(self.config), "training": dict(self.training),
+               "metrics": dict(self.metrics)}
+        if self.envelope is not None:
+            doc["envelope"] = self.envelope.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, raw: Any, where: str = "spec") -> ModelSpec:
@@ -209,6 +237,9 @@ class ModelSpec:
                       classes=tuple(f.str_list("classes", unique=True)),
                       mean=tuple(f.float_list("mean")), config=f.object("config", {}),
                       training=f.object("training", {}), metrics=f.object("metrics", {}))
+        fields["envelope"] = envelope_from_mapping(f.object("envelope") if "envelope" in f.raw
+                                                   else None, fields["input"].layout,
+                                                   f"{where} field 'envelope'")
         try:
             return cls(**fields)
         except ModelError as exc:  # consistency between fields

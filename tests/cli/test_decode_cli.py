@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from bodies import body_sequence
 from typer.testing import CliRunner
 
 from helpers import CLASSES, WINDOW
@@ -32,8 +33,7 @@ def clf(model_path):
 
 @pytest.fixture
 def seq_file(tmp_path):
-    rng = np.random.default_rng(0)
-    seq = (rng.normal(size=(20, 3)) + 0.05 * rng.normal(size=(1, 45, 20, 3))).astype(np.float32)
+    seq = body_sequence(45)
     path = tmp_path / "seq.npy"
     np.save(path, seq)
     return path
@@ -129,7 +129,7 @@ def test_cli_file_and_model_errors_exit_1(model_path, tmp_path, tiny_export):
     result = decode(tmp_path / "joints.npy", "--model", model_path, "--out", tmp_path / "d.npz")
     assert result.exit_code == 1
     assert str(tmp_path / "joints.npy") in result.stderr and "13 joints" in result.stderr
-    np.save(tmp_path / "ok.npy", np.ones((1, 3, 20, 3), np.float32))
+    np.save(tmp_path / "ok.npy", body_sequence(3))
     plain = tiny_export(precision="fp16", decoder_layers=())
     result = decode(tmp_path / "ok.npy", "--model", plain, "--out", tmp_path / "d.npz")
     assert result.exit_code == 1 and "without a decoder head" in result.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bodies import body_sequence
 
 from conftest import REPO
 from helpers import CLASSES, WINDOW
@@ -31,8 +32,7 @@ def clf(model_path):
 
 
 def sequence(seed: int, frames: int = 40, joints: int = 20, bodies: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(bodies, frames, joints, 3)).astype(np.float32)
+    return body_sequence(frames, "kinect20" if joints == 20 else "ntu25", bodies, seed)
 
 
 def test_metadata_and_providers(clf):

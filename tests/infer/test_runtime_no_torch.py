@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from bodies import body_sequence
 
 BLOCKED = ("torch", "onnx", "onnxscript", "restcn_training", "restcn_export")
 
@@ -80,7 +81,7 @@ def test_importing_every_runtime_module_imports_no_torch():
 
 def test_help_and_classify_run_without_torch(model_path, tmp_path):
     seq = tmp_path / "seq.npy"
-    np.save(seq, np.random.default_rng(0).normal(size=(1, 30, 20, 3)).astype(np.float32))
+    np.save(seq, body_sequence(30))
     report = run_guarded(f"""
         result = [run(["--help"]),
                   run(["classify", {str(seq)!r}, "--model", {str(model_path)!r}, "--json",

@@ -1,0 +1,71 @@
+"""What a caller says about its input: :class:`InputOptions` (``--layout``, ``--units``,
+``--flip-y``, ``--accept-implausible`` of every ``restcn-infer`` command).
+
+restcn models read raw 3-D coordinates in metres with the vertical axis pointing up, as their
+Kinect training data has them. Input from elsewhere is converted before anything else:
+``units`` scales it to metres, ``flip_y`` negates the y coordinate (image-style axes, y down).
+Absent joints are exact zeros and stay so. ``layout`` declares the joint order instead of
+letting the runtime guess it from the joint count (a guess is checked, see
+:mod:`restcn_infer.plausibility`). ``accept_implausible`` classifies input the plausibility
+check refuses, and says so in the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from restcn_infer.errors import RestcnError
+from restcn_infer.layouts import JointLayout, get_layout
+
+#: Input units and their size in metres.
+UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+
+
+class InputOptionsError(RestcnError, ValueError):
+    """Options that cannot describe an input (unknown units)."""
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to read the caller's coordinates (see the module docstring)."""
+
+    layout: JointLayout | None = None
+    units: str = "m"
+    flip_y: bool = False
+    accept_implausible: bool = False
+
+    def __post_init__(self) -> None:
+        if self.units not in UNITS:
+            raise InputOptionsError(f"unknown units {self.units!r}; expected one of {list(UNITS)}")
+
+    @classmethod
+    def from_names(cls, layout: str | None = None, units: str = "m", flip_y: bool = False,
+                   accept_implausible: bool = False) -> InputOptions:
+        """From a layout name (:class:`LayoutError` lists the known ones)."""
+        return cls(layout=None if layout is None else get_layout(layout), units=units,
+                   flip_y=flip_y, accept_implausible=accept_implausible)
+
+    @property
+    def converts(self) -> bool:
+        return self.units != "m" or self.flip_y
+
+    def convert(self, seq: np.ndarray) -> np.ndarray:
+        """``(..., 3)`` coordinates in the caller's units and axes -> metres, y up (a new
+        array when anything changes, else ``seq`` itself)."""
+        if not self.converts:
+            return seq
+        out = np.asarray(seq, dtype=np.float32) * np.float32(UNITS[self.units])
+        if self.flip_y:
+            out[..., 1] *= -1
+        return out
+
+    def describe(self) -> str:
+        """The conversions in words, for a verdict (empty when none)."""
+        parts = []
+        if self.units != "m":
+            parts.append(f"{self.units} -> m")
+        if self.flip_y:
+            parts.append("y flipped")
+        return ", ".join(parts)

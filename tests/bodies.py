@@ -1,0 +1,54 @@
+"""Plausible synthetic bodies for tests: a standing person in Kinect camera space (metres, y up,
+about 3 m from the sensor) who moves a little, in either shipped layout.
+
+The runtime refuses input unlike its training data (``restcn_infer.plausibility``), so random
+noise is no longer a stand-in for a skeleton; tests that need any valid input use these."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from restcn_infer.layouts import get_layout
+
+#: One standing pose by Kinect v2 joint name: (x, y, z) in metres, camera space.
+POSE = {
+    "SpineBase": (0.0, 0.0, 3.0), "SpineMid": (0.0, 0.28, 3.02), "Neck": (0.0, 0.52, 3.02),
+    "Head": (0.0, 0.66, 3.0), "SpineShoulder": (0.0, 0.45, 3.02),
+    "ShoulderLeft": (-0.18, 0.40, 3.03), "ElbowLeft": (-0.24, 0.14, 3.0),
+    "WristLeft": (-0.26, -0.1, 2.92), "HandLeft": (-0.27, -0.18, 2.9),
+    "HandTipLeft": (-0.27, -0.25, 2.88), "ThumbLeft": (-0.23, -0.17, 2.87),
+    "ShoulderRight": (0.18, 0.40, 3.03), "ElbowRight": (0.24, 0.14, 3.0),
+    "WristRight": (0.26, -0.1, 2.92), "HandRight": (0.27, -0.18, 2.9),
+    "HandTipRight": (0.27, -0.25, 2.88), "ThumbRight": (0.23, -0.17, 2.87),
+    "HipLeft": (-0.09, -0.05, 3.0), "KneeLeft": (-0.1, -0.48, 2.95),
+    "AnkleLeft": (-0.1, -0.88, 3.0), "FootLeft": (-0.1, -0.93, 2.88),
+    "HipRight": (0.09, -0.05, 3.0), "KneeRight": (0.1, -0.48, 2.95),
+    "AnkleRight": (0.1, -0.88, 3.0), "FootRight": (0.1, -0.93, 2.88),
+}
+
+
+def pose(layout: str = "kinect20") -> np.ndarray:
+    """The standing pose ``(V, 3)`` float32 in ``layout``'s joint order."""
+    lay = get_layout(layout)
+    return np.array([POSE[lay.canonical_name(j)] for j in range(lay.num_joints)], np.float32)
+
+
+def body_sequence(frames: int = 40, layout: str = "kinect20", bodies: int = 1,
+                  seed: int = 0) -> np.ndarray:
+    """``(bodies, frames, V, 3)`` float32: the pose with waving arms, swaying and a little
+    sensor noise, each body 0.8 m to the side of the previous one; ``seed`` varies the motion."""
+    rng = np.random.default_rng(seed)
+    base = pose(layout)  # (V, 3)
+    lay = get_layout(layout)
+    arm = np.array(["Elbow" in n or "Wrist" in n or "Hand" in n or "Thumb" in n
+                    for n in (lay.canonical_name(j) for j in range(lay.num_joints))])
+    t = np.arange(frames, dtype=np.float32)[:, None]  # (T, 1)
+    out = np.empty((bodies, frames, lay.num_joints, 3), np.float32)
+    for b in range(bodies):
+        freq, phase = rng.uniform(0.1, 0.4), rng.uniform(0, 2 * np.pi)
+        seq = np.broadcast_to(base, (frames, *base.shape)).copy()  # (T, V, 3)
+        seq[:, arm, 1] += 0.12 * np.sin(freq * t + phase)  # arms up and down
+        seq[:, :, 0] += 0.05 * np.sin(0.05 * t) + 0.8 * b  # sway, and the next body aside
+        seq += rng.normal(0, 0.005, seq.shape)
+        out[b] = seq
+    return out
