@@ -18,6 +18,7 @@ on success. The graph passes of :mod:`restcn_export.passes` run before that chec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import warnings
@@ -37,6 +38,7 @@ from restcn_export.passes.fp16_storage import round_to_fp16, store_fp16
 from restcn_infer.atomic import atomic_path
 from restcn_infer.errors import ModelError
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata
+from restcn_infer.model_digest import DIGEST_KEY, weights_digest
 from restcn_training.checkpoint import Checkpoint
 from restcn_training.decoder import FeatureMapDecoder
 from restcn_training.network import SkeletonNetwork
@@ -176,6 +178,11 @@ def export_onnx(
     conv1d_as_conv2d(proto)
     if precision == "fp16":
         store_fp16(proto)
+    # The weights digest (restcn_infer.model_digest): everything but metadata_props, hashed as
+    # stored, so the runtime refuses a file whose graph or weights changed after export.
+    del proto.metadata_props[:]
+    meta = dataclasses.replace(meta, export={**meta.export,
+                                             DIGEST_KEY: weights_digest(proto.SerializeToString())})
     _set_metadata(proto, meta)
     import onnx
 
