@@ -4,6 +4,7 @@
     restcn-diagnose responses runs/nw_ucla/res-tcn --data ../shared/data/nw_ucla/nw_ucla.pkl \\
         --split val --class "pick up with one hand" --out diag/responses.png
     restcn-diagnose compare RUN_A RUN_B
+    restcn-diagnose report RUN --data nw_ucla.pkl --split val --out diag/
 
 Torch side (reads checkpoints). Drawing needs the ``viz`` extra. Exit codes: 0 ok, 1 a run,
 data or missing-matplotlib error (reason on stderr), 2 usage.
@@ -66,5 +67,7 @@ app.command("primitives")(primitives)
 app.command("responses")(responses)
 
 from restcn_cli.diagnose_compare import compare  # noqa: E402 - commands in their own module
+from restcn_cli.diagnose_report import report  # noqa: E402
 
 app.command("compare")(compare)
+app.command("report")(report)

@@ -145,7 +145,8 @@ def main(
     layout: Annotated[Optional[str], typer.Option(
         help="Joint layout (ntu25, kinect20); default from the data.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(
-        help="MS-Res-TCN targeted joints: a group (hands, arms, ...) or indices 6,7,10.")] = None,
+        help="MS-Res-TCN targeted joints: a group (hands, arms, ...), indices 6,7,10, or a "
+             "diagnosis.json from restcn-diagnose report (its suggested target).")] = None,
     holdout_fraction: Annotated[float, typer.Option(
         min=0.0, max=0.9, help="Validate on this stratified fraction of the training split "
         "instead of --val-split (never read then): for choosing recipes.")

@@ -95,6 +95,22 @@ def fit_window(seq: np.ndarray, window: int, policy: str = "resample") -> np.nda
     return resample_frames(seq, window)
 
 
+def window_frames(seq: np.ndarray, window: int, policy: str = "resample") -> np.ndarray:
+    """For each of the ``window`` frames :func:`fit_window` makes from ``seq (M, T, V, 3)``,
+    the frame of ``seq`` it shows (fractional where it interpolates; NaN for padding), so that
+    pictures can say which frame of the recording they draw."""
+    start, stop = valid_span(seq)
+    t = max(stop - start, 1)
+    if policy == "pad" and t <= window:
+        positions = np.arange(window, dtype=np.float64)
+        positions[t:] = np.nan
+    elif t == 1:
+        positions = np.zeros(window)
+    else:
+        positions = np.linspace(0.0, t - 1, window)
+    return start + positions
+
+
 def flatten(seq: np.ndarray) -> np.ndarray:
     """``(M, T, V, 3)`` -> ``(T, M*V*3)``, body-major (``body*V*3 + joint*3 + coord``)."""
     m, t, v, c = seq.shape

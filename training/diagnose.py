@@ -26,6 +26,8 @@ from torch import nn
 from restcn_infer.errors import RestcnError
 from restcn_infer.layouts import JointLayout
 from restcn_infer.preprocess import unflatten
+from restcn_infer.primitives import motion_primitives as primitives_from_filters
+from restcn_infer.primitives import strongest_filters
 from restcn_training.checkpoint import Checkpoint
 
 
@@ -40,19 +42,10 @@ def load_run(run: str | os.PathLike[str]) -> tuple[Checkpoint, nn.Module]:
 
 
 def motion_primitives(model: nn.Module, scale: float | None = None) -> tuple[np.ndarray, float]:
-    """conv1 filters as skeleton sequences: ``(N, f, D)`` = ``mu + scale * W_1[i][:, t]``.
-
-    Returns the primitives and the scale used (``None``: see the module docstring).
-    """
+    """The model's conv1 filters as skeleton sequences ``(N, f, D)`` and the scale used
+    (:func:`restcn_infer.primitives.motion_primitives`, on the decoded trunk's conv1)."""
     weight = model.decoded_trunk.conv1.weight.detach().double().numpy()  # (N, D, f)
-    mu = model.mean.detach().double().numpy()  # (D,)
-    offsets = weight.transpose(0, 2, 1)  # (N, D, f) -> (N, f, D)
-    if scale is None:
-        joints = offsets.reshape(*offsets.shape[:2], -1, 3)  # (N, f, M*V, 3)
-        largest = float(np.linalg.norm(joints, axis=-1).max())
-        height = float(np.ptp(mu.reshape(-1, 3)[:, 1]))  # y extent of the mean skeleton
-        scale = 0.25 * height / largest if largest > 0 and height > 0 else 1.0
-    return (mu + scale * offsets).astype(np.float32), float(scale)
+    return primitives_from_filters(weight, model.mean.detach().double().numpy(), scale)
 
 
 def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
@@ -71,7 +64,7 @@ def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str
     skeletons = skeletons.swapaxes(1, 2)  # -> (N, f, M, V, 3)
     weight = model.decoded_trunk.conv1.weight.detach().numpy()
     norms = np.linalg.norm(weight.reshape(len(prims), -1), axis=1)
-    order = np.arange(len(prims)) if top is None else np.argsort(-norms, kind="stable")[:top]
+    order = strongest_filters(weight, top)
     labels = [f"#{i} |w|={norms[i]:.2f}" for i in order]
     out = render_primitives(skeletons[order], layout.bones, Path(out_dir) / "primitives.png",
                             labels=labels)

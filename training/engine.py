@@ -50,6 +50,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from restcn_infer.atomic import atomic_write_text
+from restcn_infer.diagnosis_summary import read_suggested_target
 from restcn_infer.spec import InputSpec, ModelSpec
 from restcn_training import distributed
 from restcn_training.batches import BatchDraws, DeviceSplit, epoch_generator
@@ -96,16 +97,29 @@ class SilentReporter:
         pass
 
 
+def target_joints(cfg: TrainConfig, spec: InputSpec) -> tuple[Any, dict[str, Any] | None]:
+    """MS-Res-TCN's targets as ``config_for`` takes them, and where they came from: a
+    ``--target-joints`` ending in ``.json`` is a ``diagnosis.json`` whose suggestion is taken
+    (the file's path, digest and group go into the model's training record)."""
+    value = cfg.target_joints
+    if value is None or not value.lower().endswith(".json"):
+        return value, None
+    target = read_suggested_target(value, spec.num_joints)
+    return target.joints, {"diagnosis": target.path, "sha256": target.sha256,
+                           "group": target.group, "joints": list(target.joints)}
+
+
 def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int) -> dict[str, Any]:
     """The registry config dict of ``cfg.model`` for the run's input.
 
     Raises:
         ConfigError: ``channels`` of the wrong length, or target joints the layout lacks.
+        DataError: a ``--target-joints`` diagnosis that cannot be read or suggests nothing.
     """
     options: dict[str, Any] = {"dropout": cfg.dropout, "channels": cfg.channels,
                                "modality": cfg.modality}
     if cfg.target_joints is not None:
-        options["target_joints"] = cfg.target_joints
+        options["target_joints"] = target_joints(cfg, spec)[0]
     try:
         return config_for(cfg.model, spec, num_classes, **options)
     except UnknownModelError as exc:
@@ -201,7 +215,9 @@ class Trainer:
             mean=tuple(self.mean.tolist()), config=self.model_config,
             training={"data": str(cfg.data), "train_split": cfg.train_split,
                       "val_split": d.val_name, "seed": cfg.seed, "recipe": cfg.recipe(),
-                      "command": cfg.command})
+                      "command": cfg.command,
+                      **({"target_joints_from": source}
+                         if (source := target_joints(cfg, self.input_spec)[1]) else {})})
 
         seed_everything(cfg.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, self.model_config)
