@@ -51,6 +51,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from restcn_infer.atomic import atomic_write_text
 from restcn_infer.diagnosis_summary import read_suggested_target
+from restcn_infer.envelope import envelope_of_split
+from restcn_infer.output_paths import check_output_dir
 from restcn_infer.spec import InputSpec, ModelSpec
 from restcn_training import distributed
 from restcn_training.batches import BatchDraws, DeviceSplit, epoch_generator
@@ -188,6 +190,8 @@ class Trainer:
         if self.out.joinpath("last.pt").exists() and not cfg.resume:
             raise ConfigError(f"{self.out} already holds a run (last.pt); pass --resume to "
                               "continue it or choose another --out")
+        # Refuse an --out that cannot be written now, before the data loads (not after an epoch).
+        check_output_dir(self.out, what="--out")
         self.data = d = load_training_data(cfg.data, cfg.train_split, cfg.val_split, cfg.layout,
                                            holdout_fraction=cfg.holdout_fraction,
                                            holdout_match=cfg.holdout_match,
@@ -218,6 +222,10 @@ class Trainer:
                       "command": cfg.command,
                       **({"target_joints_from": source}
                          if (source := target_joints(cfg, self.input_spec)[1]) else {})})
+
+        # The training bodies' envelope (restcn_infer.envelope): what the runtime compares every
+        # input with (units, vertical axis, proportions, position); at most 2,000 sequences.
+        self.spec = dataclasses.replace(self.spec, envelope=envelope_of_split(d.train, d.layout))
 
         seed_everything(cfg.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, self.model_config)
