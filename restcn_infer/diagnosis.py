@@ -255,7 +255,7 @@ def response_signatures(responses: np.ndarray, labels: np.ndarray,
     for c in range(num_classes):
         if np.any(labels == c):
             signature[c] = responses[labels == c].mean(axis=0)
-    strength = np.nanmean(signature, axis=1) if n else np.full(num_classes, np.nan)
+    strength = signature.mean(axis=1) if n else np.full(num_classes, np.nan)  # NaN: no sequence
     with np.errstate(divide="ignore", invalid="ignore"):
         p = signature / signature.sum(axis=1, keepdims=True)
         entropy = -np.nansum(np.where(p > 0, p * np.log(p), 0.0), axis=1)

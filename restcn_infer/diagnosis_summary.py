@@ -129,7 +129,8 @@ def diagnose(classifier: Classifier, data: Dataset, split: str, *,
     candidates = {g: j for g, j in groups.items() if not set(j) <= reference}
     index = [list(groups).index(g) for g in candidates]
     finding = find_target(list(spec.classes), np.nan_to_num(accuracy, nan=1.0), support,
-                          candidates, group_in[:, index], group_emphasis[:, :, index])
+                          candidates, group_in[:, index], class_in.sum(axis=1),
+                          group_emphasis[:, :, index])
 
     responses = None
     if sums.responses:

@@ -9,13 +9,15 @@ Targeted-Attention stream is given the hands. Generalised to any layout and data
    classes (the worst first);
 2. for each candidate joint group (the layout's groups except ``torso``, the reference that
    motion is measured against), pooled over the weak classes:
-   - ``share``: the group's part of the weak classes' input motion;
+   - ``share``: the group's part of the weak classes' input motion (of all their joints');
    - ``emphasis``: its amplification in the decoded layers (mean over the layers after the
-     first, which is nearly the input itself), and ``relative`` to the median group;
+     first, which is nearly the input itself, weighted by each class's motion in the group).
+     The display scale makes every layer reproduce the split's motion at 1 on average, so
+     below 1 the model plays the group's motion down;
 3. a group **qualifies** when it carries at least ``MIN_SHARE`` of the weak classes' motion
-   and its relative emphasis is at most ``MAX_RELATIVE_EMPHASIS``: large motion the model
-   plays down. The suggestion is the qualifying group with the largest
-   ``share * (1 - relative)`` (the smaller group on a tie). None qualifies: nothing stands out.
+   and its emphasis is at most ``MAX_EMPHASIS``: large motion the model plays down. The
+   suggestion is the qualifying group with the largest ``share * (1 - emphasis)`` (the
+   smaller group on a tie). None qualifies: nothing stands out.
 
 Every number behind the choice goes into the finding, so a reader can check it.
 """
@@ -29,15 +31,15 @@ import numpy as np
 
 WEAK_MARGIN = 0.05
 MIN_SHARE = 0.2
-MAX_RELATIVE_EMPHASIS = 0.85
+MAX_EMPHASIS = 0.85
 
 
 @dataclass(frozen=True)
 class Finding:
     """Attributes:
         weak_classes: names of the weak classes, weakest first.
-        evidence: per candidate group ``{group, joints, share, emphasis, relative, qualifies,
-            score}`` for the weak classes.
+        evidence: per candidate group ``{group, joints, share, emphasis, qualifies, score}``
+            for the weak classes.
         group: the suggested group, or None; ``joints``: its joint indices (empty: none).
         reason: one sentence: why this group, or why nothing stands out.
     """
@@ -64,15 +66,15 @@ def weak_classes(accuracy: np.ndarray, support: np.ndarray) -> list[int]:
 
 def find_target(classes: list[str], accuracy: np.ndarray, support: np.ndarray,
                 groups: dict[str, tuple[int, ...]], energy_in: np.ndarray,
-                emphasis_by_group: np.ndarray) -> Finding:
+                energy_total: np.ndarray, emphasis_by_group: np.ndarray) -> Finding:
     """The finding (module docstring).
 
     Args:
         accuracy, support: per class ``(C,)``.
         groups: candidate groups (name -> joints), in the order of the last axes below.
         energy_in: body-relative input motion energy per class and group ``(C, G)``.
-        emphasis_by_group: per class, layer and group ``(C, L, G)`` (NaN where undefined);
-            for the weak classes pooled, see :func:`pooled_emphasis`.
+        energy_total: the same over all joints ``(C,)`` (groups may overlap).
+        emphasis_by_group: per class, layer and group ``(C, L, G)`` (NaN where undefined).
     """
     weak = weak_classes(accuracy, support)
     if not weak:
@@ -81,7 +83,7 @@ def find_target(classes: list[str], accuracy: np.ndarray, support: np.ndarray,
                                   "the mean per-class accuracy)")
     names = [classes[i] for i in weak]
     energy = energy_in[weak].sum(axis=0)  # (G,)
-    total = energy_in[weak].sum()
+    total = energy_total[weak].sum()
     share = energy / total if total > 0 else np.zeros_like(energy)
     layers = emphasis_by_group.shape[1]
     deep = slice(1, None) if layers > 1 else slice(None)
@@ -93,29 +95,26 @@ def find_target(classes: list[str], accuracy: np.ndarray, support: np.ndarray,
         num = np.where(valid, values * weights, 0.0).sum(axis=(0, 1))
         den = np.where(valid, weights, 0.0).sum(axis=(0, 1))
         emphasis = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)  # (G,)
-    median = float(np.nanmedian(emphasis)) if np.isfinite(emphasis).any() else np.nan
-    relative = emphasis / median if median and np.isfinite(median) else np.full_like(emphasis,
-                                                                                      np.nan)
     evidence = []
     for g, (group, joints) in enumerate(groups.items()):
-        qualifies = bool(share[g] >= MIN_SHARE and np.isfinite(relative[g])
-                         and relative[g] <= MAX_RELATIVE_EMPHASIS)
-        score = float(share[g] * (1.0 - relative[g])) if qualifies else None
+        qualifies = bool(share[g] >= MIN_SHARE and np.isfinite(emphasis[g])
+                         and emphasis[g] <= MAX_EMPHASIS)
+        score = float(share[g] * (1.0 - emphasis[g])) if qualifies else None
         evidence.append({"group": group, "joints": list(joints), "share": float(share[g]),
-                         "emphasis": _finite(emphasis[g]), "relative": _finite(relative[g]),
-                         "qualifies": qualifies, "score": score})
+                         "emphasis": _finite(emphasis[g]), "qualifies": qualifies,
+                         "score": score})
     chosen = [e for e in evidence if e["qualifies"]]
     if not chosen:
         return Finding(names, evidence, reason=(
             "nothing stands out: no joint group carries at least "
             f"{MIN_SHARE:.0%} of the weak classes' motion while the decoded layers play it down "
-            f"(relative emphasis <= {MAX_RELATIVE_EMPHASIS})"))
+            f"(emphasis <= {MAX_EMPHASIS})"))
     best = max(chosen, key=lambda e: (e["score"], -len(e["joints"])))
     return Finding(names, evidence, best["group"], best["joints"], reason=(
         f"the weak classes ({', '.join(names)}) move their {best['group']} a lot "
-        f"({best['share']:.0%} of their motion) but the decoded layers amplify it only "
-        f"{best['emphasis']:.2f}x, {best['relative']:.2f} of the median group: the model "
-        f"plays the {best['group']} down where these classes need them"))
+        f"({best['share']:.0%} of their motion) but the decoded layers reproduce that motion "
+        f"at only {best['emphasis']:.2f}x (1 = the layers' average): the model plays the "
+        f"{best['group']} down where these classes need them"))
 
 
 def _finite(value: float) -> float | None:
