@@ -52,6 +52,12 @@ VARIANTS = {  # name: restcn-train options on top of the defaults (EPOCHS: scale
     "bone": ["--modality", "bone"],
     "motion": ["--modality", "motion"],
     "bone-motion": ["--modality", "bone-motion"],
+    # on top of twice the epochs, which won on both holdouts in the first sweep
+    "l2-d3": ["EPOCHS", "2", "--dropout", "0.3"],
+    "l2-d3-mix": ["EPOCHS", "2", "--dropout", "0.3", "--mixup", "0.2"],
+    "l2-d3-roll": ["EPOCHS", "2", "--dropout", "0.3", "--roll", "10"],
+    "l2-d3-rot90": ["EPOCHS", "2", "--dropout", "0.3", "--rotate", "90"],
+    "l3-d3": ["EPOCHS", "3", "--dropout", "0.3"],
 }
 
 
