@@ -184,6 +184,11 @@ def test_cli_report_from_a_checkpoint_and_its_errors(trained, tmp_path):
                                  "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "d" / "report.html").is_file() and "accuracy" in result.output
+    held = runner.invoke(app, ["report", str(run), "--data", str(data), "--split", "train",
+                               "--holdout-fraction", "0.25", "--out", str(tmp_path / "h")])
+    assert held.exit_code == 0, held.output
+    doc = json.loads((tmp_path / "h" / "diagnosis.json").read_text())
+    assert doc["split"] == "train (holdout)" and doc["sequences"] == 12  # 3 of 12 per class
     (tmp_path / "file").write_text("x")
     in_the_way = runner.invoke(app, ["report", str(run), "--data", str(data), "--split", "val",
                                      "--out", str(tmp_path / "file")])
