@@ -1,6 +1,7 @@
 """What every restcn command shares: printing, exit codes, parsers, choices from the library.
 
-- Errors and warnings go to stderr as one ``error: ...`` / ``warning: ...`` line. Messages are
+- Errors, warnings and notes go to stderr as one ``error: ...`` / ``warning: ...`` /
+  ``note: ...`` line; ``--json`` documents are strict JSON (:func:`json_text`). Messages are
   printed as plain text, never as rich markup: a file named ``clip[/b].npy`` is shown as it is.
   The consoles here have markup off; styling is added with :class:`rich.text.Text` only.
 - Exit codes: 0 ok, 1 a domain error (any :class:`~restcn_infer.errors.RestcnError`: bad input,
@@ -15,6 +16,7 @@ Runtime only: importing this module imports neither torch nor the training code.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from typing import NoReturn
@@ -37,6 +39,16 @@ def print_error(message: object) -> None:
 def print_warning(message: object) -> None:
     """``warning: message`` on stderr, the message as plain text."""
     err_console.print(Text.assemble(("warning:", "yellow"), " ", str(message)), soft_wrap=True)
+
+
+def print_note(message: object) -> None:
+    """``note: message`` on stderr (something the user should know, nothing wrong)."""
+    err_console.print(Text.assemble(("note:", "cyan"), " ", str(message)), soft_wrap=True)
+
+
+def json_text(doc: object) -> str:
+    """``doc`` as indented strict JSON: NaN or infinity raise instead of being written."""
+    return json.dumps(doc, indent=2, allow_nan=False)
 
 
 def fail(message: object) -> NoReturn:

@@ -8,8 +8,11 @@ Runtime only (numpy + onnxruntime): no torch. Exit codes: 0 ok, 1 a file/model e
 stderr; other files are still classified), 2 usage.
 
 ``--json`` output of ``classify`` (stable): a list with one object per classified file, in input
-order, ``{"file": str, "top": [{"label": int, "name": str, "probability": float}, ...]}``
-(most likely first); files that fail are left out and reported on stderr.
+order, ``{"file": str, "top": [{"label": int, "name": str, "probability": float}, ...],
+"input": {"plausible", "layout", "layout_guessed", "checked", "envelope", "scale"[,
+"converted", "problems", "accepted_implausible"]}}`` (most likely first; ``input`` is the
+plausibility verdict); files that fail (unreadable, implausible, non-finite scores) are left
+out and reported on stderr. Strict JSON: never NaN.
 
 Adding a command: write it in its own module using :mod:`restcn_cli.runtime`'s options and
 ``open_classifier``, then add its import and one ``app.command(...)(func)`` line at the bottom.
@@ -17,21 +20,26 @@ Adding a command: write it in its own module using :mod:`restcn_cli.runtime`'s o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from restcn_cli.common import console, err_console, print_error
+from restcn_cli.common import console, err_console, json_text, print_error, print_warning
 from restcn_cli.runtime import (
     BATCH_SIZE,
+    AcceptImplausibleOption,
     BatchSizeOption,
     Device,
     DeviceOption,
+    FlipYOption,
     JsonOption,
+    LayoutOption,
     ModelOption,
     ThreadsOption,
+    Units,
+    UnitsOption,
+    input_options,
     open_classifier,
 )
 
@@ -63,11 +71,21 @@ def classify(
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     batch_size: BatchSizeOption = BATCH_SIZE,
+    layout: LayoutOption = None,
+    units: UnitsOption = Units.m,
+    flip_y: FlipYOption = False,
+    accept_implausible: AcceptImplausibleOption = False,
 ) -> None:
-    """Classify each FILE; a bad file is reported on stderr and the others still run."""
+    """Classify each FILE; a bad file is reported on stderr and the others still run.
+
+    Input unlike the model's training data (other units, y pointing down, another joint order)
+    is refused with what looks wrong and how to fix it: --units, --flip-y, --layout, or
+    --accept-implausible.
+    """
     from rich.progress import Progress
 
-    clf = open_classifier(model, device, threads)
+    options = input_options(layout, units, flip_y, accept_implausible)
+    clf = open_classifier(model, device, threads, options)
     results, failed = [], 0
     with Progress(console=err_console, transient=True,
                   disable=json_out or len(files) <= batch_size) as progress:
@@ -79,11 +97,15 @@ def classify(
                 print_error(result.error)
             else:
                 results.append(result)
+                if result.verdict is not None and result.verdict.accepted:
+                    print_warning(f"{result.path}: classified although implausible: "
+                                  + "; ".join(result.verdict.problems))
     if json_out:
         doc = [{"file": str(r.path), "top": [{"label": p.label, "name": p.name,
-                                              "probability": p.probability} for p in r.top]}
+                                              "probability": p.probability} for p in r.top],
+                "input": r.verdict.to_json()}
                for r in results]
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(json_text(doc))
     else:
         _print_table(results)
     if failed:
@@ -120,9 +142,10 @@ def info(
     spec = meta.spec
     doc = {"model": str(clf.model_path), "format_version": meta.format_version,
            **spec.to_dict(), "decoder_layers": list(meta.decoder_layers),
-           "export": dict(meta.export)}
+           "export": dict(meta.export), "weights_verified": clf.weights_verified,
+           "input_check": clf.checker.envelope.to_dict()}
     if json_out:
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(json_text(doc))
         return
     training = spec.training
     rows = {
@@ -140,9 +163,27 @@ def info(
                              for k, v in spec.metrics.items()
                              if isinstance(v, (int, float, str))) or "-",
         "export": ", ".join(f"{k}={v}" for k, v in meta.export.items()) or "-",
+        "weights": ("verified against the digest in the metadata" if clf.weights_verified else
+                    "no digest in the metadata (exported before digests existed)"),
+        "input check": _envelope_line(clf.checker.envelope),
     }
     for key, value in rows.items():
         console.print(Text.assemble((f"{key:>15}", "bold"), "  ", str(value)), soft_wrap=True)
+
+
+def _envelope_line(envelope) -> str:
+    """The plausibility reference of a model in one line."""
+    low, mid, high = envelope.scale
+    parts = [f"{envelope.origin}" + (f" ({envelope.sequences} sequences)"
+                                     if envelope.sequences else ""),
+             f"median bone {mid:.3g} ({low:.3g}..{high:.3g})"]
+    if envelope.up is not None:
+        parts.append("up " + "(" + ", ".join(f"{v:.2f}" for v in envelope.up) + ")")
+    if envelope.bone_ratios is not None:
+        parts.append("bone proportions")
+    if envelope.centre_low is not None:
+        parts.append("positions")
+    return ", ".join(parts)
 
 
 app.command("classify")(classify)

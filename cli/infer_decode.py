@@ -17,8 +17,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from restcn_cli.common import console, domain_errors, fail, parse_int_list
-from restcn_cli.runtime import Device, DeviceOption, ModelOption, open_classifier
+from restcn_cli.common import console, domain_errors, fail, parse_int_list, print_warning
+from restcn_cli.runtime import (
+    AcceptImplausibleOption,
+    Device,
+    DeviceOption,
+    FlipYOption,
+    LayoutOption,
+    ModelOption,
+    Units,
+    UnitsOption,
+    input_options,
+    open_classifier,
+)
 
 
 def decode(
@@ -33,17 +44,27 @@ def decode(
         help="Also draw input and decoded layers: OUT.gif (animated) or OUT.png (frame strip).")
     ] = None,
     device: DeviceOption = Device.auto,
+    layout: LayoutOption = None,
+    units: UnitsOption = Units.m,
+    flip_y: FlipYOption = False,
+    accept_implausible: AcceptImplausibleOption = False,
 ) -> None:
     """Decode FILE's hidden activations back into skeleton sequences, one per layer."""
     from restcn_infer.decode import decode_sequence, save_decoded
     from restcn_infer.errors import ModelError, SkeletonFormatError
+    from restcn_infer.output_paths import check_output_file
     from restcn_infer.readers import load_sequence
 
     wanted = parse_int_list(layers, "layer numbers")
     if render is not None and render.suffix.lower() not in (".gif", ".png"):
         raise typer.BadParameter(f"{render}: expected a .gif or .png file name",
                                  param_hint="--render")
-    clf = open_classifier(model, device)
+    with domain_errors():  # before the model loads: no work is lost to a bad path
+        check_output_file(out, what="--out", suffixes=(".npz",))
+        if render is not None:
+            check_output_file(render, what="--render")
+    options = input_options(layout, units, flip_y, accept_implausible)
+    clf = open_classifier(model, device, options=options)
     try:
         result = decode_sequence(clf, load_sequence(file), layers=wanted, source=file)
     except SkeletonFormatError as exc:
@@ -52,6 +73,9 @@ def decode(
         if wanted is None or not clf.metadata.decoder_layers:
             fail(exc)
         raise typer.BadParameter(str(exc), param_hint="--layers") from None
+    if result.verdict is not None and result.verdict.accepted:
+        print_warning(f"{file}: decoded although implausible: "
+                      + "; ".join(result.verdict.problems))
     with domain_errors():
         save_decoded(result, out)
     console.print(f"{file}: predicted {result.predicted}; decoded layers "

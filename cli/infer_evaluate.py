@@ -14,7 +14,6 @@ true class), "errors" [{"sample", "error"}]}``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,14 +21,19 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from restcn_cli.common import console, domain_errors, err_console, print_warning
+from restcn_cli.common import console, domain_errors, err_console, json_text, print_warning
 from restcn_cli.runtime import (
     BATCH_SIZE,
+    AcceptImplausibleOption,
     BatchSizeOption,
     Device,
     DeviceOption,
+    FlipYOption,
     JsonOption,
     ThreadsOption,
+    Units,
+    UnitsOption,
+    input_options,
     open_classifier,
 )
 
@@ -45,12 +49,20 @@ def evaluate(
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     batch_size: BatchSizeOption = BATCH_SIZE,
+    units: UnitsOption = Units.m,
+    flip_y: FlipYOption = False,
+    accept_implausible: AcceptImplausibleOption = False,
 ) -> None:
-    """Accuracy of MODEL on --split of --data, per class, with the confusion matrix."""
+    """Accuracy of MODEL on --split of --data, per class, with the confusion matrix.
+
+    Sequences that cannot be classified (unreadable, implausible, non-finite scores) are left
+    out of every figure, counted and listed (the first 20 on stderr, all in --json).
+    """
     from restcn_infer.datasets import open_dataset
     from restcn_infer.evaluate import evaluate as run_evaluation
 
-    clf = open_classifier(model, device, threads)
+    options = input_options(None, units, flip_y, accept_implausible)
+    clf = open_classifier(model, device, threads, options)
     with domain_errors():
         dataset = open_dataset(data)
         with Progress(console=err_console, transient=True, disable=json_out) as bar:
@@ -63,7 +75,7 @@ def evaluate(
     if json_out:
         doc = {"model": str(clf.model_path), "data": str(data), "split": split,
                **result.to_json()}
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(json_text(doc))
         return
     confusion = result.confusion()
     table = Table(title=f"{clf.model_path.name} on {data.name} [{split}]", title_justify="left")

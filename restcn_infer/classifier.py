@@ -250,8 +250,8 @@ class Classifier:
         self._announced.add(key)
         target = self.spec.input.layout
         if guessed:
-            log.info("input layout %s assumed from the joint count (%d joints) and checked "
-                     "against the bone lengths; declare it with --layout %s", layout.name,
+            log.info("input layout %s assumed from the joint count (%d joints), its bone "
+                     "lengths checked; declare it with --layout %s", layout.name,
                      layout.num_joints, layout.name)
         if layout.name != target.name:
             log.warning("input joints are in layout %s (%d joints); mapping them by name to the "

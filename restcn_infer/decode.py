@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from restcn_infer.atomic import atomic_write
-from restcn_infer.classifier import Classifier
+from restcn_infer.classifier import Classifier, NonFiniteScoresError, finite_rows
 from restcn_infer.errors import ModelError
 from restcn_infer.layouts import JointLayout
+from restcn_infer.plausibility import Verdict
 from restcn_infer.preprocess import unflatten
 
 
@@ -40,6 +41,7 @@ class DecodeResult:
         layers: the decoded layers, in ``decoded``'s order.
         layout: the model's joint layout (joint names, bones).
         classes: the model's class names; ``logits`` ``(C,)`` its scores for this sequence.
+        verdict: the plausibility verdict on the input (:mod:`restcn_infer.plausibility`).
     """
 
     input: np.ndarray
@@ -48,6 +50,7 @@ class DecodeResult:
     layout: JointLayout
     classes: list[str]
     logits: np.ndarray
+    verdict: Verdict | None = None
 
     @property
     def predicted(self) -> str:
@@ -80,14 +83,18 @@ def decode_sequence(classifier: Classifier, seq: np.ndarray, *,
     """Window ``seq (M, T, V, 3)`` like the classifier does and decode ``layers`` (default all).
 
     Raises:
-        SkeletonFormatError: the sequence cannot be prepared (empty, non-finite, wrong joints).
+        SkeletonFormatError: the sequence cannot be prepared (empty, non-finite, wrong joints,
+            implausible), or its scores or decoded skeletons are not finite.
         ModelError: see :func:`select_layers`.
     """
     available = classifier.metadata.decoder_layers
     spec = classifier.spec
     index = select_layers(available, layers)
-    x = classifier.prepare(seq, source_layout=source_layout, source=source)  # (window, D)
+    prepared = classifier.prepare_input(seq, source_layout=source_layout, source=source)
+    x = prepared.x  # (window, D)
     logits, decoded = classifier.run(x[None], decode=True)  # (1, C), (1, L_all, window, D)
+    if not finite_rows(logits, decoded).all():
+        raise NonFiniteScoresError(source)
     decoded = decoded[0, index]  # (L, window, D)
     bodies = spec.input.bodies
     return DecodeResult(
@@ -97,6 +104,7 @@ def decode_sequence(classifier: Classifier, seq: np.ndarray, *,
         layout=spec.input.layout,
         classes=list(spec.classes),
         logits=logits[0],
+        verdict=prepared.verdict,
     )
 
 

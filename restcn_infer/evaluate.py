@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from restcn_infer.classifier import Classifier
+from restcn_infer.classifier import Classifier, finite_rows
 from restcn_infer.datasets import Dataset, LabelledSplit
 from restcn_infer.errors import DataError, SkeletonFormatError
 
@@ -89,8 +89,9 @@ def evaluate(classifier: Classifier, data: Dataset, split: str, *, batch_size: i
              progress: Progress | None = None) -> Evaluation:
     """Classify every sequence of ``data``'s ``split`` and keep the logits.
 
-    A sequence that cannot be prepared (empty, non-finite, unmappable joints) is recorded in
-    ``errors`` and left out; the others are evaluated.
+    A sequence that cannot be prepared (empty, non-finite, unmappable joints, implausible) or
+    whose scores are not finite is recorded in ``errors`` and left out; the others are
+    evaluated.
 
     Raises:
         DataError: unknown split, or data-set classes the model does not know.
@@ -100,11 +101,21 @@ def evaluate(classifier: Classifier, data: Dataset, split: str, *, batch_size: i
     to_model = class_index(model_classes, list(data.classes), f"{data.path}")
     labels, names, logits, errors = [], [], [], {}
     batch: list[np.ndarray] = []
+    batch_labels: list[int] = []
+    batch_names: list[str] = []
 
     def flush() -> None:
         if batch:
-            logits.append(classifier.run(np.stack(batch))[0])
+            scores = classifier.run(np.stack(batch))[0]  # (B, C)
+            ok = finite_rows(scores)
+            for name in np.asarray(batch_names)[~ok]:
+                errors[str(name)] = "the model's scores are not finite (NaN or infinity)"
+            logits.append(scores[ok])
+            labels.extend(np.asarray(batch_labels, dtype=np.int64)[ok].tolist())
+            names.extend(np.asarray(batch_names, dtype=object)[ok].tolist())
             batch.clear()
+            batch_labels.clear()
+            batch_names.clear()
 
     total = len(part)
     for i in range(total):
@@ -115,8 +126,8 @@ def evaluate(classifier: Classifier, data: Dataset, split: str, *, batch_size: i
             errors[name] = exc.reason
             continue
         batch.append(x)
-        labels.append(int(to_model[int(part.labels[i])]))
-        names.append(name)
+        batch_labels.append(int(to_model[int(part.labels[i])]))
+        batch_names.append(name)
         if len(batch) == batch_size:
             flush()
             if progress is not None:

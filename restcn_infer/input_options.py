@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from restcn_infer.errors import RestcnError
-from restcn_infer.layouts import JointLayout, get_layout
+from restcn_infer.layouts import JointLayout, resolve_layout
 
 #: Input units and their size in metres.
 UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
@@ -43,8 +43,9 @@ class InputOptions:
     @classmethod
     def from_names(cls, layout: str | None = None, units: str = "m", flip_y: bool = False,
                    accept_implausible: bool = False) -> InputOptions:
-        """From a layout name (:class:`LayoutError` lists the known ones)."""
-        return cls(layout=None if layout is None else get_layout(layout), units=units,
+        """From a layout name or layout ``.json`` file (:class:`LayoutError` lists the known
+        names)."""
+        return cls(layout=None if layout is None else resolve_layout(layout), units=units,
                    flip_y=flip_y, accept_implausible=accept_implausible)
 
     @property

@@ -1,13 +1,17 @@
 """The JSON-lines protocol of ``restcn-infer stream`` (stdin/stdout) and ``restcn-infer serve``
 (one WebSocket message per line).
 
-In, one frame per line (``t`` optional, any number that does not go back within a stream)::
+In, one frame per line (``t`` optional, any number that does not go back within a stream;
+``layout`` optional, the frame's joint layout by name)::
 
     {"stream": "cam1", "joints": [[x, y, z], ...]}                  one body, V joints
-    {"stream": "cam1", "joints": [[[x, y, z], ...], ...], "t": 0.033}  bodies x V joints
+    {"stream": "cam1", "joints": [[[x, y, z], ...], ...], "t": 0.033, "layout": "ntu25"}
 
 V is the model layout's joint count or another layout's that maps to it by joint name (25-joint
-NTU frames for a 20-joint ``kinect20`` model). Blank lines are skipped.
+NTU frames for a 20-joint ``kinect20`` model). A stream keeps the layout and the body count of
+its first frame (send an absent body as zeros). Stream ids are strings (or integers) of at most
+:data:`MAX_STREAM_ID_CHARS` characters. Blank lines are skipped. A line is at most
+:data:`MAX_LINE_BYTES` long; the limit is enforced while reading.
 
 Out, one record per line::
 
@@ -15,31 +19,56 @@ Out, one record per line::
      "top": [{"label": 3, "name": "...", "probability": 0.91}, ...],
      "decoded": {"layers": [1, 4, 7, 10], "skeletons": (L, bodies, T, V, 3) nested lists}}
     {"error": "joints: expected ...", "line": 7, "stream": "cam1"}   the frame is dropped
+    {"error": "...", "line": 9, "stream": "cam2", "stream_refused": true}   implausible input:
+                                             one record, the stream's later frames are dropped
+    {"error": "...", "stream": "cam1", "frame": 24}     no answer for that window (non-finite)
+    {"notice": "joints in layout ntu25 ...", "stream": "cam1"}      once per stream
     {"summary": {"frames": N, "decisions": N, "rejected": N, "streams": N}}   at end of input
 
 ``"t"`` is present when the frame that made the decision due carried one, ``"decoded"`` with
-``--decode``, and ``"stream"`` in an error record when the line named one.
+``--decode``, and ``"stream"`` in an error record when the line named one. The summary adds
+``"window_errors"``, ``"dropped_windows"`` and ``"input_error"`` when they happened. All output
+is strict JSON (no NaN). The summary always comes, also when reading the input fails (the
+failure is an error record before it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import queue
 import threading
+from collections import deque
 from collections.abc import Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 
-from restcn_infer.errors import SkeletonFormatError
-from restcn_infer.streaming import StreamClassifier, StreamDecision, StreamLimitError
+from restcn_infer.bounded_json import JsonInputError, loads_bounded
+from restcn_infer.errors import LayoutError, SkeletonFormatError
+from restcn_infer.json_arrays import json_array
+from restcn_infer.layouts import JointLayout, get_layout
+from restcn_infer.plausibility import ImplausibleInputError
+from restcn_infer.streaming import (
+    StreamClassifier,
+    StreamDecision,
+    StreamLimitError,
+    StreamRefusedError,
+)
 
-#: Longest accepted line; 2 bodies x 25 joints of long floats fit many times over.
-MAX_LINE_CHARS = 1 << 20
+log = logging.getLogger("restcn_infer")
+
+#: Longest accepted line in bytes; 2 bodies x 25 joints of long floats fit many times over.
+MAX_LINE_BYTES = 1 << 20
+#: Longest stream id.
+MAX_STREAM_ID_CHARS = 256
+#: Deepest JSON nesting of a line (the object, bodies, joints, xyz: 4).
+MAX_LINE_DEPTH = 8
 #: Decimals of decoded coordinates in the output (metres: 0.01 mm).
 DECODED_DECIMALS = 5
+#: Bytes of input lines read ahead of the decisions at most.
+MAX_READ_AHEAD_BYTES = 64 << 20
 
 
 class FrameLineError(SkeletonFormatError):
@@ -57,13 +86,15 @@ class FrameMessage:
     stream: str
     joints: np.ndarray
     t: float | None = None
+    layout: JointLayout | None = None
 
 
 def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameMessage:
     """Parse one protocol line.
 
     Joint counts and NaN/inf are the :class:`StreamClassifier`'s to check (it knows the model);
-    this checks the JSON shape and that every coordinate is a number.
+    this checks the JSON (size, nesting, number lengths: :mod:`restcn_infer.bounded_json`), its
+    shape, and that every coordinate is a number.
 
     Raises:
         FrameLineError: with ``line`` set and a reason naming the bad key.
@@ -73,12 +104,10 @@ def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameM
     def bad(reason: str) -> FrameLineError:
         return FrameLineError(source, reason, line, stream)
 
-    if len(text) > MAX_LINE_CHARS:
-        raise bad(f"line longer than {MAX_LINE_CHARS} characters")
     try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad(f"not JSON: {exc}") from None
+        obj = loads_bounded(text, max_bytes=MAX_LINE_BYTES, max_depth=MAX_LINE_DEPTH)
+    except JsonInputError as exc:
+        raise bad(f"not JSON: {exc.reason}" if exc.syntax else exc.reason) from None
     if not isinstance(obj, dict):
         raise bad(f"expected a JSON object, got {type(obj).__name__}")
     missing = [key for key in ("stream", "joints") if key not in obj]
@@ -87,11 +116,14 @@ def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameM
                   '{"stream": id, "joints": [[x, y, z], ...]}')
     raw_stream = obj["stream"]
     if isinstance(raw_stream, bool) or not isinstance(raw_stream, (str, int)) or raw_stream == "":
-        raise bad(f"stream: expected a non-empty string id, got {raw_stream!r}")
+        raise bad(f"stream: expected a non-empty string id, got {_show(raw_stream)}")
+    if len(str(raw_stream)) > MAX_STREAM_ID_CHARS:
+        raise bad(f"stream: ids are at most {MAX_STREAM_ID_CHARS} characters, got "
+                  f"{len(str(raw_stream)):,}")
     stream = str(raw_stream)
     try:
         joints = np.asarray(obj["joints"])
-    except ValueError:  # ragged nesting
+    except (ValueError, OverflowError):  # ragged nesting
         raise bad("joints: expected equal-length [x, y, z] lists (V, 3) or (bodies, V, 3)"
                   ) from None
     if joints.dtype.kind not in "iuf":
@@ -101,17 +133,30 @@ def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameM
     t = obj.get("t")
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
                           or not math.isfinite(t)):
-        raise bad(f"t: expected a finite number, got {t!r}")
-    return FrameMessage(stream, joints.astype(np.float32), None if t is None else float(t))
+        raise bad(f"t: expected a finite number, got {_show(t)}")
+    layout = None
+    if "layout" in obj:
+        try:
+            layout = get_layout(obj["layout"])
+        except LayoutError as exc:
+            raise bad(f"layout: {exc}") from None
+    with np.errstate(over="ignore"):  # beyond float32: inf, which the engine refuses
+        coordinates = joints.astype(np.float32)
+    return FrameMessage(stream, coordinates, None if t is None else float(t), layout)
 
 
-def decision_record(decision: StreamDecision, *, stream: str | None = None,
-                    decoder_layers: list[int] | None = None) -> dict[str, Any]:
-    """The output record of one decision; ``stream`` overrides a namespaced stream key."""
-    record: dict[str, Any] = {
-        "stream": decision.stream if stream is None else stream,
-        "frame": decision.frame,
-    }
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def decision_record(decision: StreamDecision, *, stream: str | None = None) -> dict[str, Any]:
+    """The output record of one decision, without ``decoded`` (see :func:`render_decision`);
+    ``stream`` overrides a namespaced stream key."""
+    name = decision.stream if stream is None else stream
+    if decision.error is not None:
+        return {"error": decision.error, "stream": name, "frame": decision.frame}
+    record: dict[str, Any] = {"stream": name, "frame": decision.frame}
     if decision.t is not None:
         record["t"] = decision.t
     record["top"] = [
@@ -119,46 +164,67 @@ def decision_record(decision: StreamDecision, *, stream: str | None = None,
         for p in decision.top
     ]
     record["latency_ms"] = round(decision.latency_ms, 3)
-    if decision.decoded is not None:
-        skeletons = np.round(decision.decoded.astype(np.float64), DECODED_DECIMALS)
-        record["decoded"] = {"layers": list(decoder_layers or []), "skeletons": skeletons.tolist()}
     return record
 
 
-def error_record(exc: Exception, line: int, stream: str | None = None) -> dict[str, Any]:
+def render_decision(decision: StreamDecision, *, stream: str | None = None,
+                    decoder_layers: list[int] | None = None) -> str:
+    """One decision as its JSON line; the decoded skeletons are written by
+    :func:`restcn_infer.json_arrays.json_array` (whole-array, not value by value)."""
+    text = dumps(decision_record(decision, stream=stream))
+    if decision.decoded is None or decision.error is not None:
+        return text
+    layers = json.dumps(list(decoder_layers or []), separators=(",", ":"))
+    skeletons = json_array(decision.decoded, DECODED_DECIMALS)
+    return f'{text[:-1]},"decoded":{{"layers":{layers},"skeletons":{skeletons}}}}}'
+
+
+def error_record(exc: Exception, line: int | None, stream: str | None = None) -> dict[str, Any]:
     """``{"error", "line"[, "stream"]}`` for a rejected line."""
     reason = exc.reason if isinstance(exc, SkeletonFormatError) else str(exc)
-    record: dict[str, Any] = {"error": reason, "line": line}
+    record: dict[str, Any] = {"error": reason}
+    if line is not None:
+        record["line"] = line
     if stream is not None:
         record["stream"] = stream
+    if isinstance(exc, ImplausibleInputError):
+        record["stream_refused"] = True
     return record
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """One compact JSON line (no newline)."""
-    return json.dumps(record, separators=(",", ":"))
+    """One compact strict-JSON line (no newline; NaN is refused, never written)."""
+    return json.dumps(record, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass
 class StreamStats:
-    """Counts for the summary record; ``stream_ids`` holds every id that had a frame accepted."""
+    """Counts for the summary record. ``streams`` counts streams opened (a stream forgotten
+    when idle and fed again counts twice): no set of every id ever seen is kept."""
 
     frames: int = 0
     decisions: int = 0
     rejected: int = 0
-    stream_ids: set[Hashable] = field(default_factory=set)
+    streams: int = 0
+    window_errors: int = 0
+    dropped_windows: int = 0
+    input_error: str | None = None
 
     def summary_record(self) -> dict[str, Any]:
-        return {"summary": {"frames": self.frames, "decisions": self.decisions,
-                            "rejected": self.rejected, "streams": len(self.stream_ids)}}
+        summary: dict[str, Any] = {"frames": self.frames, "decisions": self.decisions,
+                                   "rejected": self.rejected, "streams": self.streams}
+        for name in ("window_errors", "dropped_windows", "input_error"):
+            if getattr(self, name):
+                summary[name] = getattr(self, name)
+        return {"summary": summary}
 
 
 def feed_line(engine: StreamClassifier, text: str | bytes, line: int, stats: StreamStats, *,
               namespace: Hashable | None = None, source: str = "<stdin>") -> dict | None:
-    """Parse one line and push its frame; returns an error record, or None when accepted.
+    """Parse one line and push its frame; returns an error or notice record, or None.
 
     With a ``namespace`` (a server connection), the stream key is ``(namespace, id)`` so clients
-    never share streams.
+    never share streams, and the namespace is the streams' owner (per-client limits).
     """
     if not text.strip():
         return None
@@ -169,73 +235,191 @@ def feed_line(engine: StreamClassifier, text: str | bytes, line: int, stats: Str
         return error_record(exc, line, exc.stream)
     key = message.stream if namespace is None else (namespace, message.stream)
     try:
-        engine.push(key, message.joints, t=message.t)
+        pushed = engine.push(key, message.joints, t=message.t, layout=message.layout,
+                             owner=namespace)
+    except StreamRefusedError:  # reported once when the stream was refused
+        stats.rejected += 1
+        return None
     except (SkeletonFormatError, StreamLimitError) as exc:
         stats.rejected += 1
         return error_record(exc, line, message.stream)
     stats.frames += 1
-    stats.stream_ids.add(key)
+    stats.streams += pushed.new_stream
+    if pushed.notice is not None:
+        return {"notice": pushed.notice, "stream": message.stream}
     return None
 
 
-def iter_line_batches(fh: IO[str], max_lines: int = 4096) -> Iterator[list[tuple[int, str]]]:
-    """Lines of ``fh`` as batches of ``(line_number, text)``: whatever has arrived, at most
-    ``max_lines``, waiting only for the first line of a batch.
+# -- reading stdin ------------------------------------------------------------------------------
 
-    A reader thread keeps reading while the caller works on a batch, so under load many
-    streams' frames land in one batch (one session call) and when idle a single line is
-    handled at once.
+
+@dataclass(frozen=True)
+class Overlong:
+    """A line longer than :data:`MAX_LINE_BYTES`: skipped while reading, never held whole."""
+
+    length: int
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """Reading the input failed; ``reason`` says how. Nothing more comes after it."""
+
+    reason: str
+
+
+LineItem = tuple[int, "str | bytes | Overlong | ReadFailure"]
+
+
+def read_lines(fh: IO[Any], max_bytes: int = MAX_LINE_BYTES) -> Iterator[str | bytes | Overlong]:
+    """The lines of ``fh`` (binary or text), never more than ``max_bytes + 1`` of one line in
+    memory: a longer line is read on in chunks, dropped, and yields :class:`Overlong`."""
+    while True:
+        chunk = fh.readline(max_bytes + 1)
+        if not chunk:
+            return
+        if len(chunk) <= max_bytes or chunk[-1:] in (b"\n", "\n"):
+            yield chunk
+            continue
+        length = len(chunk)
+        while chunk and chunk[-1:] not in (b"\n", "\n"):
+            chunk = fh.readline(max_bytes)
+            length += len(chunk)
+        yield Overlong(length)
+
+
+class _ReadAhead:
+    """A queue of lines between the reader thread and the decisions, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.items: deque[tuple[Any, int]] = deque()
+        self.size = 0
+        self.max_bytes = max_bytes
+        self.cond = threading.Condition()
+
+    def put(self, item: Any, size: int) -> None:
+        with self.cond:
+            while self.items and self.size + size > self.max_bytes:
+                self.cond.wait()
+            self.items.append((item, size))
+            self.size += size
+            self.cond.notify_all()
+
+    def get(self, block: bool) -> Any:
+        """The next item; ``_EMPTY`` when not blocking and there is none."""
+        with self.cond:
+            while block and not self.items:
+                self.cond.wait()
+            if not self.items:
+                return _EMPTY
+            item, size = self.items.popleft()
+            self.size -= size
+            self.cond.notify_all()
+            return item
+
+
+_EMPTY = object()
+_END = object()
+
+
+def iter_line_batches(fh: IO[Any], max_lines: int = 4096,
+                      max_bytes: int = MAX_LINE_BYTES) -> Iterator[list[LineItem]]:
+    """Lines of ``fh`` as batches of ``(line_number, item)``: whatever has arrived, at most
+    ``max_lines``, waiting only for the first line of a batch. An item is the line (bytes from
+    a binary file), :class:`Overlong`, or a final :class:`ReadFailure`.
+
+    A reader thread keeps reading while the caller works on a batch (at most
+    :data:`MAX_READ_AHEAD_BYTES` ahead), so under load many streams' frames land in one batch
+    (one session call) and when idle a single line is handled at once. Whatever goes wrong in
+    the reader thread ends the batches with a :class:`ReadFailure`, never a hang.
     """
-    lines: queue.Queue[str | None] = queue.Queue(maxsize=4 * max_lines)
+    ahead = _ReadAhead(MAX_READ_AHEAD_BYTES)
 
     def read() -> None:
-        for text in fh:
-            lines.put(text)
-        lines.put(None)
+        try:
+            for item in read_lines(fh, max_bytes):
+                ahead.put(item, len(item) if isinstance(item, (str, bytes)) else 1)
+        except BaseException as exc:  # noqa: BLE001 - any failure must reach the consumer
+            ahead.put(ReadFailure(f"{type(exc).__name__}: {exc}"[:300]), 1)
+        else:
+            ahead.put(_END, 1)
 
     threading.Thread(target=read, name="restcn-stdin", daemon=True).start()
     number = 0
-    ended = False
-    while not ended:
-        first = lines.get()
-        if first is None:
+    while True:
+        item = ahead.get(block=True)
+        if item is _END:
             return
-        number += 1
-        batch = [(number, first)]
-        while len(batch) < max_lines:
-            try:
-                text = lines.get_nowait()
-            except queue.Empty:
-                break
-            if text is None:
-                ended = True
-                break
+        batch: list[LineItem] = []
+        while True:
             number += 1
-            batch.append((number, text))
+            batch.append((number, item))
+            if isinstance(item, ReadFailure) or len(batch) >= max_lines:
+                break
+            item = ahead.get(block=False)
+            if item is _EMPTY:
+                break
+            if item is _END:
+                yield batch
+                return
         yield batch
+        if isinstance(batch[-1][1], ReadFailure):
+            return
 
 
-def decision_records(decisions: list[StreamDecision], stats: StreamStats,
-                     decoder_layers: list[int] | None = None) -> list[dict[str, Any]]:
-    """Records of un-namespaced decisions, counted into ``stats``."""
-    stats.decisions += len(decisions)
-    return [decision_record(d, decoder_layers=decoder_layers) for d in decisions]
+def decision_lines(decisions: list[StreamDecision], stats: StreamStats,
+                   decoder_layers: list[int] | None = None) -> list[str]:
+    """JSON lines of un-namespaced decisions, counted into ``stats``."""
+    for d in decisions:
+        if d.error is None:
+            stats.decisions += 1
+        else:
+            stats.window_errors += 1
+    return [render_decision(d, decoder_layers=decoder_layers) for d in decisions]
 
 
-def process_line_batches(engine: StreamClassifier, batches: Iterable[list[tuple[int, str]]],
-                         stats: StreamStats) -> Iterator[list[dict[str, Any]]]:
-    """The stdin protocol: for each batch of ``(line_number, text)``, push every frame, then
-    run one :meth:`StreamClassifier.poll` for all streams; yields the batch's records (errors
-    first, then decisions). At the end of input: the :meth:`~StreamClassifier.flush`
-    decisions and the summary record.
+def process_line_batches(engine: StreamClassifier, batches: Iterable[list[LineItem]],
+                         stats: StreamStats) -> Iterator[list[str]]:
+    """The stdin protocol: for each batch of ``(line_number, item)``, push every frame, then
+    decide the due windows of all streams in one session call; yields the batch's output lines
+    (errors and notices first, then decisions). At the end of input, or after a
+    :class:`ReadFailure`: its error record, the :meth:`~StreamClassifier.flush` decisions and
+    the summary record, always.
     """
     layers = list(engine.classifier.metadata.decoder_layers)
+    failure = None
     for batch in batches:
-        records = []
-        for number, text in batch:
-            error = feed_line(engine, text, number, stats)
-            if error is not None:
-                records.append(error)
-        records += decision_records(engine.poll(), stats, layers)
-        yield records
-    yield decision_records(engine.flush(), stats, layers) + [stats.summary_record()]
+        lines = []
+        for number, item in batch:
+            if isinstance(item, ReadFailure):
+                failure = (number, item.reason)
+                break
+            if isinstance(item, Overlong):
+                stats.rejected += 1
+                lines.append(dumps({"error": f"line of {item.length:,} bytes is longer than the "
+                                             f"limit of {MAX_LINE_BYTES:,}", "line": number}))
+                continue
+            if isinstance(item, bytes):
+                try:
+                    item = item.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    stats.rejected += 1
+                    lines.append(dumps({"error": f"not UTF-8 text (byte {exc.start}: "
+                                                 f"{exc.reason})", "line": number}))
+                    continue
+            record = feed_line(engine, item, number, stats)
+            if record is not None:
+                lines.append(dumps(record))
+        lines += decision_lines(engine.decide_safely(engine.take_ready()), stats, layers)
+        yield lines
+        if failure is not None:
+            break
+    end = []
+    if failure is not None:
+        stats.input_error = failure[1]
+        end.append(dumps({"error": f"reading the input failed, the run ends: {failure[1]}",
+                          "line": failure[0]}))
+    try:
+        final = engine.flush_safely()
+    finally:
+        stats.dropped_windows = engine.dropped
+    yield end + decision_lines(final, stats, layers) + [dumps(stats.summary_record())]

@@ -3,13 +3,29 @@
 Each text message holds one or more JSON lines of :mod:`restcn_infer.stream_protocol`; each
 record goes back as its own message. Stream ids are namespaced per connection (a client's
 "cam1" is never another client's "cam1"), error records carry the connection's line number, and
-a closed connection's streams are forgotten.
+a closed connection's streams and queued windows are forgotten.
 
 One :class:`StreamClassifier` serves every client. Frames are pushed on the event loop; a tick
-task takes whatever windows are due across all clients and runs them as one batched session
-call in a worker thread, so frames keep arriving (and form the next batch) while the model runs.
-Each client has a bounded outbox drained by its own writer task: a client that stops reading is
-disconnected instead of stalling the others.
+task takes due windows of all clients, round-robin and at most ``max_batch`` per call, decides
+them in one session call *and renders their JSON* in a worker thread (a decoded decision is
+~140 KB of text), then routes the lines. What keeps it serving under hostile or careless use:
+
+- **failures**: a failing session call becomes error records for the windows it held (logged
+  with its traceback, :meth:`StreamClassifier.decide_safely`); any other failure of a tick is
+  logged, answered with error records to the clients whose windows it held, and the loop goes
+  on;
+- **bounded work**: at most ``max_pending_per_client`` queued windows per client and
+  ``max_pending`` in total; a client at its bound is not read from until its windows are
+  decided (backpressure down to TCP), so a flooding client slows itself, not the others;
+- **slow consumers**: a client's outbox holds ``max_outbox`` records; above half of it the
+  client's frames are not read, a full outbox or a send blocked for ``send_timeout_s`` closes
+  the connection with code 1008 and the reason;
+- **limits**: ``max_clients`` connections (more are closed with 1013, "try again later"),
+  ``max_streams_per_client`` streams each;
+- **exposure**: browsers' ``Origin`` must be listed (``allow_origins``; requests without one,
+  from programs, are accepted), a ``token`` is required to bind beyond loopback and then asked
+  of every client (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``), and TLS serves
+  ``wss://`` from ``certfile``/``keyfile``.
 
 ``websockets`` is an optional dependency (``pip install 'restcn[serve]'``), imported only here.
 """
@@ -17,28 +33,44 @@ disconnected instead of stalling the others.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import itertools
+import logging
+import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from restcn_infer.errors import MissingDependencyError
+from restcn_infer.errors import MissingDependencyError, RestcnError
 from restcn_infer.stream_protocol import (
-    MAX_LINE_CHARS,
+    MAX_LINE_BYTES,
     StreamStats,
-    decision_record,
     dumps,
     feed_line,
+    render_decision,
 )
-from restcn_infer.streaming import StreamClassifier
+from restcn_infer.streaming import PendingWindow, StreamClassifier
 
-#: Records waiting for one client at most before it is disconnected as too slow.
-MAX_OUTBOX = 10_000
+log = logging.getLogger("restcn_infer")
+
 #: Idle streams are looked for at least this often (seconds) even without traffic.
 IDLE_CHECK_S = 1.0
+#: Lines of one message handled before the event loop is given a turn.
+LINES_PER_TURN = 256
+#: Hosts that mean "this machine only".
+LOOPBACK_NAMES = ("localhost",)
 
 
 class ServeDependencyError(MissingDependencyError):
     """The optional ``websockets`` package is missing."""
+
+
+class ServeConfigError(RestcnError, ValueError):
+    """Server settings that cannot be used safely (an exposed bind without a token, bad TLS
+    files, limits below 1)."""
 
 
 def require_websockets() -> Any:
@@ -53,106 +85,296 @@ def require_websockets() -> Any:
     return server
 
 
-class _Client:
-    """One connection: its line counter, counts (and stream keys) and outbox."""
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` reaches this machine only."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
 
-    def __init__(self, ws: Any, number: int) -> None:
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How :func:`run_server` serves (see the module docstring for what each bounds)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_clients: int = 64
+    max_streams_per_client: int = 256
+    max_pending_per_client: int = 64
+    max_pending: int = 4096
+    max_outbox: int = 4096
+    send_timeout_s: float = 10.0
+    allow_origins: tuple[str, ...] = ()
+    token: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_clients", "max_streams_per_client", "max_pending_per_client",
+                     "max_pending", "max_outbox"):
+            if getattr(self, name) < 1:
+                raise ServeConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.send_timeout_s > 0:
+            raise ServeConfigError(f"send_timeout_s must be > 0, got {self.send_timeout_s}")
+        if self.token is not None and len(self.token) < 16:
+            raise ServeConfigError("a token must be at least 16 characters (e.g. "
+                                   "python -c 'import secrets; print(secrets.token_urlsafe())')")
+        if self.token is None and not is_loopback(self.host):
+            raise ServeConfigError(
+                f"binding {self.host!r} exposes the server beyond this machine: pass --token "
+                "SECRET (clients then send 'Authorization: Bearer SECRET' or '?token=SECRET'), "
+                "and --certfile/--keyfile so it is not sent in the clear")
+        if self.keyfile is not None and self.certfile is None:
+            raise ServeConfigError("--keyfile needs --certfile")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of ``certfile``/``keyfile``, or None (plain ``ws://``)."""
+        if self.certfile is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.certfile, self.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ServeConfigError(f"cannot use the TLS certificate {self.certfile}"
+                                   f"{' / ' + self.keyfile if self.keyfile else ''}: {exc}"
+                                   ) from None
+        return context
+
+    @property
+    def origins(self) -> list[str | None] | None:
+        """``websockets``' ``origins``: no Origin header (a program) or a listed one."""
+        if "*" in self.allow_origins:
+            return None
+        return [None, *self.allow_origins]
+
+
+class _Client:
+    """One connection: its line counter, counts, outbox and the event that lets it read on."""
+
+    def __init__(self, ws: Any, number: int, config: ServeConfig) -> None:
         self.ws = ws
         self.number = number
         self.lines = 0
         self.stats = StreamStats()
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=MAX_OUTBOX)
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=config.max_outbox)
+        self.high_water = max(1, config.max_outbox // 2)
+        self.room = asyncio.Event()
+        self.closing = False
+        self.send_timeout_s = config.send_timeout_s
 
-    def send(self, record: dict[str, Any]) -> None:
+    def send(self, line: str) -> None:
         try:
-            self.outbox.put_nowait(dumps(record))
-        except asyncio.QueueFull:  # not reading its decisions: let it go, keep the others
-            asyncio.ensure_future(self.ws.close(1008, "client too slow to read its decisions"))
+            self.outbox.put_nowait(line)
+        except asyncio.QueueFull:  # not reading its records: let it go, keep the others
+            self.close(1008, "client too slow to read its records")
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closing:
+            self.closing = True
+            log.warning("closing client %d: %s", self.number, reason)
+            asyncio.ensure_future(self.ws.close(code, reason))
 
     async def write_loop(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
         try:
             while True:
-                await self.ws.send(await self.outbox.get())
+                line = await self.outbox.get()
+                try:
+                    await asyncio.wait_for(self.ws.send(line), self.send_timeout_s)
+                except asyncio.TimeoutError:
+                    self.close(1008, f"client too slow: a send blocked for "
+                                     f"{self.send_timeout_s:g} s")
+                    return
+                self.room.set()
         except ConnectionClosed:  # the reader side sees the close and cleans up
             return
 
 
 class StreamServer:
-    """Connection handling and the batching tick around one :class:`StreamClassifier`."""
+    """Connection handling and the batching tick around one :class:`StreamClassifier`
+    (whose per-client limits it sets from ``config``)."""
 
-    def __init__(self, engine: StreamClassifier) -> None:
+    def __init__(self, engine: StreamClassifier, config: ServeConfig | None = None) -> None:
         self.engine = engine
+        self.config = config or ServeConfig()
+        engine.max_streams_per_owner = self.config.max_streams_per_client
+        engine.max_pending_per_owner = self.config.max_pending_per_client
+        engine.max_pending = max(engine.max_pending, self.config.max_pending)
         self.decoder_layers = list(engine.classifier.metadata.decoder_layers)
         self.clients: dict[int, _Client] = {}
         self._numbers = itertools.count(1)
         self._wake = asyncio.Event()
+        self.tick_failures = 0
+
+    # -- admission ----------------------------------------------------------------------------
+
+    def process_request(self, connection: Any, request: Any) -> Any:
+        """``websockets``' handshake hook: the token, when one is set (401 without it)."""
+        token = self.config.token
+        if token is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header[len("Bearer "):].strip()
+        else:
+            given = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return None
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "a valid token is required\n")
+
+    # -- one connection -----------------------------------------------------------------------
+
+    async def _room(self, client: _Client) -> None:
+        """Wait while the client is at its bounds: pending windows, outbox, the global bound."""
+        engine, config = self.engine, self.config
+        while not client.closing and (
+                engine.pending_of(client.number) >= config.max_pending_per_client
+                or engine.num_ready >= config.max_pending
+                or client.outbox.qsize() >= client.high_water):
+            client.room.clear()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(client.room.wait(), IDLE_CHECK_S)
+            except asyncio.TimeoutError:
+                pass
 
     async def handle(self, ws: Any) -> None:
         """Serve one connection until it closes."""
-        client = _Client(ws, next(self._numbers))
+        if len(self.clients) >= self.config.max_clients:
+            await ws.close(1013, f"server full ({self.config.max_clients} clients); try later")
+            return
+        client = _Client(ws, next(self._numbers), self.config)
         self.clients[client.number] = client
         writer = asyncio.create_task(client.write_loop())
         try:
             async for message in ws:
-                if isinstance(message, bytes):
-                    message = message.decode("utf-8", errors="replace")
-                for text in message.splitlines():
-                    client.lines += 1
-                    error = feed_line(self.engine, text, client.lines, client.stats,
-                                      namespace=client.number, source=f"client {client.number}")
-                    if error is not None:
-                        client.send(error)
-                if self.engine.num_ready:
-                    self._wake.set()
+                await self._room(client)
+                if client.closing:
+                    break
+                await self._message(client, message)
         finally:
             del self.clients[client.number]
-            for key in client.stats.stream_ids:
-                self.engine.forget(key)
+            self.engine.forget_owner(client.number)
             writer.cancel()  # the socket is closed: queued records have nowhere to go
 
-    async def tick(self) -> None:
-        """Forever: wait for due windows, decide all of them in one call, route the records."""
-        while True:
+    async def _message(self, client: _Client, message: str | bytes) -> None:
+        if isinstance(message, bytes):
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_CHECK_S)
-            except asyncio.TimeoutError:
-                pass
+                message = message.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                client.lines += 1
+                client.stats.rejected += 1
+                client.send(dumps({"error": f"not UTF-8 text (byte {exc.start})",
+                                   "line": client.lines}))
+                return
+        lines = message.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for i, text in enumerate(lines, 1):
+            client.lines += 1
+            record = feed_line(self.engine, text, client.lines, client.stats,
+                               namespace=client.number, source=f"client {client.number}")
+            if record is not None:
+                client.send(dumps(record))
+            if self.engine.pending_of(client.number):
+                self._wake.set()
+            if i % LINES_PER_TURN == 0:
+                await asyncio.sleep(0)  # a long message does not hold the loop
+                if client.closing:
+                    return
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def _decide_and_render(self, ready: list[PendingWindow]) -> list[tuple[int, str, bool]]:
+        """In a worker thread: ``(client number, JSON line, is a decision)`` per window."""
+        out = []
+        for d in self.engine.decide_safely(ready):
+            number, stream = d.stream
+            out.append((number, render_decision(d, stream=stream,
+                                                decoder_layers=self.decoder_layers),
+                        d.error is None))
+        return out
+
+    async def tick(self) -> None:
+        """Forever: wait for due windows, decide a round-robin batch of them in a worker
+        thread, route the lines; a failure is logged and answered, and the loop goes on."""
+        while True:
+            if not self.engine.num_ready:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=IDLE_CHECK_S)
+                except asyncio.TimeoutError:
+                    pass
             self._wake.clear()
-            ready = self.engine.take_ready()  # also forgets idle streams
-            if not ready:
-                continue
-            decisions = await asyncio.to_thread(self.engine.decide, ready)
-            for d in decisions:
-                number, stream = d.stream
-                client = self.clients.get(number)
-                if client is not None:  # gone meanwhile: nobody to tell
+            ready: list[PendingWindow] = []
+            try:
+                ready = self.engine.take_ready(self.engine.max_batch)  # also forgets idle ones
+                if ready:
+                    lines = await asyncio.to_thread(self._decide_and_render, ready)
+                    self._route(lines)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
+                self.tick_failures += 1
+                log.exception("the decision loop failed on %d windows; serving goes on",
+                              len(ready))
+                self._answer_failure(ready, exc)
+            for client in self.clients.values():
+                client.room.set()
+
+    def _route(self, lines: list[tuple[int, str, bool]]) -> None:
+        for number, line, decided in lines:
+            client = self.clients.get(number)
+            if client is not None:  # gone meanwhile: nobody to tell
+                if decided:
                     client.stats.decisions += 1
-                    client.send(decision_record(d, stream=stream,
-                                                decoder_layers=self.decoder_layers))
+                else:
+                    client.stats.window_errors += 1
+                client.send(line)
+
+    def _answer_failure(self, ready: list[PendingWindow], exc: Exception) -> None:
+        reason = f"internal error while deciding this window ({type(exc).__name__})"
+        for p in ready:
+            number, stream = p.stream
+            client = self.clients.get(number)
+            if client is not None:
+                client.stats.window_errors += 1
+                client.send(dumps({"error": reason, "stream": stream, "frame": p.frame}))
 
 
-async def run_server(engine: StreamClassifier, host: str = "127.0.0.1", port: int = 8765, *,
+async def run_server(engine: StreamClassifier, config: ServeConfig | None = None, *,
                      started: Callable[[int], None] | None = None,
                      stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (forever without one).
 
     Args:
+        config: address, limits, origins, token and TLS (:class:`ServeConfig`).
         started: called with the bound port once listening (useful with ``port=0``).
 
     Raises:
         ServeDependencyError: ``websockets`` is not installed.
+        ServeConfigError: unusable TLS files.
         OSError: the address cannot be bound.
     """
+    config = config or ServeConfig()
     server_module = require_websockets()
-    server = StreamServer(engine)
+    context = config.ssl_context()
+    server = StreamServer(engine, config)
     ticker = asyncio.create_task(server.tick())
     try:
-        async with server_module.serve(server.handle, host, port,
-                                       max_size=MAX_LINE_CHARS) as listening:
+        async with server_module.serve(server.handle, config.host, config.port,
+                                       max_size=MAX_LINE_BYTES, origins=config.origins,
+                                       process_request=server.process_request,
+                                       ssl=context) as listening:
             if started is not None:
                 started(listening.sockets[0].getsockname()[1])
             await (stop.wait() if stop is not None else asyncio.Future())
     finally:
         ticker.cancel()
+
+
+__all__ = ["ServeConfig", "ServeConfigError", "ServeDependencyError", "StreamServer",
+           "require_websockets", "run_server"]

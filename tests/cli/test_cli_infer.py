@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from helpers import CLASSES
 from restcn_cli.infer import app
+from restcn_infer.input_options import InputOptions
+from restcn_infer.layouts import get_layout
 
 runner = CliRunner()
 
@@ -93,8 +95,8 @@ def test_arguments_reach_the_classifier(monkeypatch, files):
     seen = {}
 
     class FakeClassifier:
-        def __init__(self, model, *, device, threads):
-            seen.update(model=model, device=device, threads=threads)
+        def __init__(self, model, *, device, threads, options):
+            seen.update(model=model, device=device, threads=threads, options=options)
 
         def classify_files(self, paths, *, top_k, batch_size):
             seen.update(paths=list(paths), top_k=top_k, batch_size=batch_size)
@@ -102,10 +104,12 @@ def test_arguments_reach_the_classifier(monkeypatch, files):
 
     monkeypatch.setattr("restcn_infer.classifier.Classifier", FakeClassifier)
     result = classify(*files[:2], "--model", "m.onnx", "--device", "cpu", "--threads", "3",
-                      "--top-k", "4", "--batch-size", "7")
+                      "--top-k", "4", "--batch-size", "7", "--layout", "ntu25", "--units", "mm",
+                      "--flip-y", "--accept-implausible")
     assert result.exit_code == 0, result.output
     assert seen == {"model": Path("m.onnx"), "device": "cpu", "threads": 3, "paths": files[:2],
-                    "top_k": 4, "batch_size": 7}
+                    "top_k": 4, "batch_size": 7,
+                    "options": InputOptions(get_layout("ntu25"), "mm", True, True)}
 
 
 def test_info_shows_metadata(model_path):

@@ -38,7 +38,7 @@ def session_input(seq: np.ndarray) -> tuple[list[str], dict[int, str | None]]:
         14: ('{"stream": "a", "joints": [[1, 2, 3]]}', "a"),
         20: ('{"stream": "b", "joints": ' + json.dumps([["x", 1, 2]] * 20) + "}", "b"),
         25: ('{"stream": "a", "joints": ' + json.dumps([[1, 2, 3]] * 19 + [[1, 2]]) + "}", "a"),
-        30: ('{"stream": "b", "joints": [' + ",".join(["[NaN, 1, 2]"] * 20) + "]}", "b"),
+        30: ('{"stream": "b", "joints": [' + ",".join(["[NaN, 1, 2]"] * 20) + "]}", None),  # not JSON
         33: ("", None),  # blank: skipped, not an error
     }
     for index in sorted(bad):
@@ -86,7 +86,10 @@ def test_stream_cli_decode_and_two_body_ntu_frames(model, shared_data):
     result = CliRunner().invoke(app, ["stream", "--model", str(model), "--device", "cpu",
                                       "--hop", str(HOP), "--decode"], input="\n".join(lines))
     assert result.exit_code == 0, result.output
-    decision, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    notice, decision, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert notice == {"notice": "joints in layout ntu25 (guessed from its 25 joints; declare it "
+                                'with "layout"), mapped by joint name to the model\'s layout '
+                                "kinect20", "stream": "pair"}
     assert decision["frame"] == HOP and summary["summary"]["rejected"] == 0
     assert decision["decoded"]["layers"] == [1, 4, 7, 10]
     skeletons = np.array(decision["decoded"]["skeletons"])

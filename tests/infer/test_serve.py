@@ -14,7 +14,12 @@ from typer.testing import CliRunner
 from helpers import STREAM_CLASSES, assert_same_top, nw_ucla_sequence
 from restcn_cli.infer import app
 from restcn_infer.classifier import Classifier, Prediction
-from restcn_infer.stream_server import ServeDependencyError, require_websockets, run_server
+from restcn_infer.stream_server import (
+    ServeConfig,
+    ServeDependencyError,
+    require_websockets,
+    run_server,
+)
 from restcn_infer.streaming import StreamClassifier
 
 HOP = 4
@@ -76,7 +81,7 @@ async def serve_two_clients(engine: StreamClassifier, gated: GatedClassifier, se
     stop = asyncio.Event()
     bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(
-        run_server(engine, "127.0.0.1", 0, started=bound.set_result, stop=stop))
+        run_server(engine, ServeConfig(port=0), started=bound.set_result, stop=stop))
     port = await asyncio.wait_for(bound, TIMEOUT_S)
     clients = asyncio.gather(
         client_session(port, seqs[0], bad_line_at=3, multi_line=False),

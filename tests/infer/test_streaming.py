@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bodies import body_sequence
 
 from helpers import STREAM_CLASSES, FakeClassifier, assert_same_top, nw_ucla_sequence
 from restcn_infer.errors import ModelError, SkeletonFormatError
@@ -17,10 +18,8 @@ from restcn_infer.streaming import StreamClassifier, StreamLimitError
 
 
 def motion(frames: int, joints: int = 20, bodies: int = 1, seed: int = 0) -> np.ndarray:
-    """A smooth random sequence ``(bodies, frames, joints, 3)``."""
-    rng = np.random.default_rng(seed)
-    steps = rng.normal(scale=0.02, size=(bodies, frames, joints, 3))
-    return (rng.normal(size=(bodies, 1, joints, 3)) + steps.cumsum(axis=1)).astype(np.float32)
+    """A moving plausible body ``(bodies, frames, joints, 3)`` (kinect20, or ntu25 for 25)."""
+    return body_sequence(frames, "kinect20" if joints == 20 else "ntu25", bodies, seed)
 
 
 def reference(clf, seq: np.ndarray, frame: int, window: int, top_k: int):
@@ -143,12 +142,11 @@ def test_extra_bodies_are_dropped_missing_ones_are_zero():
     clf = FakeClassifier(bodies=2)
     sc = StreamClassifier(clf, hop=3, window=3)
     three = motion(3, bodies=3)
+    three[1:, 1] = 0.0  # frame 1 has one body: the absent ones are sent as zeros
     for t in range(3):
-        sc.push("s", three[:, t] if t != 1 else three[:1, t])
+        sc.push("s", three[:, t])
     [d] = sc.poll()
-    seq = three[:2].copy()
-    seq[1, 1] = 0.0  # frame 1 had one body
-    assert_same_top(d.top, reference(clf, seq, 3, 3, 5))
+    assert_same_top(d.top, reference(clf, three[:2], 3, 3, 5))
 
 
 def test_timestamps_must_not_go_back():
