@@ -47,6 +47,11 @@ def export(
     fusion: Annotated[Fusion, typer.Option(
         help="With --ensemble: logprob (weighted mean of log-probabilities), prob (of "
              "probabilities) or logit (weighted sum of logits).")] = Fusion("logprob"),
+    triton_repo: Annotated[Optional[Path], typer.Option(
+        help="Also write the model into this Triton model repository (NAME/config.pbtxt, "
+             "NAME/1/model.onnx; NAME_decoded with the decoder head).")] = None,
+    triton_name: Annotated[Optional[str], typer.Option(
+        help="The model's name in --triton-repo (default: the --out file's stem).")] = None,
 ) -> None:
     """Export CHECKPOINTS to ONNX: input 'skeleton' (batch, time, D), outputs 'logits',
     'decoded'."""
@@ -59,6 +64,13 @@ def export(
         raise typer.BadParameter("--ensemble needs at least two checkpoints")
     if weights is not None and not ensemble:
         raise typer.BadParameter("--weights applies to --ensemble")
+    if triton_name is not None and triton_repo is None:
+        raise typer.BadParameter("--triton-name applies to --triton-repo")
+    if triton_repo is not None:
+        from restcn_export.triton import check_repository
+
+        with domain_errors():
+            check_repository(triton_repo, triton_name or out.stem)
     layers = [] if no_decoder else parse_int_list(decoder_layers, "layer numbers")
     try:
         member_weights = [float(w) for w in weights.split(",")] if weights else None
@@ -81,3 +93,12 @@ def export(
                   f"opset {report.opset}, {report.exporter} exporter, "
                   f"decoder layers {layers_text})",
                   soft_wrap=True)
+    if triton_repo is not None:
+        from restcn_export.triton import write_triton_repository
+
+        with domain_errors():
+            served = write_triton_repository(report.path, triton_repo, triton_name)
+        for model in served:
+            outputs = ", ".join(name for name, _, _ in model.outputs)
+            console.print(f"wrote Triton model {model.name} ({outputs}) in {model.folder}",
+                          soft_wrap=True)
