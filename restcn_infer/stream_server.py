@@ -210,6 +210,25 @@ class StreamServer:
         self._wake = asyncio.Event()
         self.tick_failures = 0
 
+    async def serve(self, *, started: Callable[[int], None] | None = None,
+                    stop: asyncio.Event | None = None) -> None:
+        """Listen on ``config.host:port`` and serve until ``stop`` is set (see
+        :func:`run_server`)."""
+        config = self.config
+        server_module = require_websockets()
+        context = config.ssl_context()
+        ticker = asyncio.create_task(self.tick())
+        try:
+            async with server_module.serve(self.handle, config.host, config.port,
+                                           max_size=MAX_LINE_BYTES, origins=config.origins,
+                                           process_request=self.process_request,
+                                           ssl=context) as listening:
+                if started is not None:
+                    started(listening.sockets[0].getsockname()[1])
+                await (stop.wait() if stop is not None else asyncio.Future())
+        finally:
+            ticker.cancel()
+
     # -- admission ----------------------------------------------------------------------------
 
     def process_request(self, connection: Any, request: Any) -> Any:
@@ -228,13 +247,16 @@ class StreamServer:
 
     # -- one connection -----------------------------------------------------------------------
 
-    async def _room(self, client: _Client) -> None:
-        """Wait while the client is at its bounds: pending windows, outbox, the global bound."""
+    def _full(self, client: _Client) -> bool:
+        """Whether the client is at a bound: its pending windows, its outbox, the total."""
         engine, config = self.engine, self.config
-        while not client.closing and (
-                engine.pending_of(client.number) >= config.max_pending_per_client
+        return (engine.pending_of(client.number) >= config.max_pending_per_client
                 or engine.num_ready >= config.max_pending
-                or client.outbox.qsize() >= client.high_water):
+                or client.outbox.qsize() >= client.high_water)
+
+    async def _room(self, client: _Client) -> None:
+        """Wait while the client is at a bound (its frames are not read meanwhile)."""
+        while not client.closing and self._full(client):
             client.room.clear()
             self._wake.set()
             try:
@@ -275,6 +297,10 @@ class StreamServer:
         if lines and lines[-1] == "":
             lines.pop()
         for i, text in enumerate(lines, 1):
+            if self._full(client):  # backpressure line by line: a message may hold many
+                await self._room(client)
+                if client.closing:
+                    return
             client.lines += 1
             record = feed_line(self.engine, text, client.lines, client.stats,
                                namespace=client.number, source=f"client {client.number}")
@@ -348,7 +374,7 @@ class StreamServer:
 async def run_server(engine: StreamClassifier, config: ServeConfig | None = None, *,
                      started: Callable[[int], None] | None = None,
                      stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (forever without one).
+    """Serve until ``stop`` is set (forever without one): :meth:`StreamServer.serve`.
 
     Args:
         config: address, limits, origins, token and TLS (:class:`ServeConfig`).
@@ -359,21 +385,7 @@ async def run_server(engine: StreamClassifier, config: ServeConfig | None = None
         ServeConfigError: unusable TLS files.
         OSError: the address cannot be bound.
     """
-    config = config or ServeConfig()
-    server_module = require_websockets()
-    context = config.ssl_context()
-    server = StreamServer(engine, config)
-    ticker = asyncio.create_task(server.tick())
-    try:
-        async with server_module.serve(server.handle, config.host, config.port,
-                                       max_size=MAX_LINE_BYTES, origins=config.origins,
-                                       process_request=server.process_request,
-                                       ssl=context) as listening:
-            if started is not None:
-                started(listening.sockets[0].getsockname()[1])
-            await (stop.wait() if stop is not None else asyncio.Future())
-    finally:
-        ticker.cancel()
+    await StreamServer(engine, config).serve(started=started, stop=stop)
 
 
 __all__ = ["ServeConfig", "ServeConfigError", "ServeDependencyError", "StreamServer",
