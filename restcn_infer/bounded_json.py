@@ -25,9 +25,8 @@ from restcn_infer.limits import MAX_JSON_DEPTH, MAX_JSON_FILE_BYTES, MAX_JSON_IN
 
 # A JSON string literal (escapes included); possessive, so it runs in linear time.
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
-_OPEN = np.zeros(256, dtype=np.int8)
-_OPEN[[ord("["), ord("{")]] = 1
-_OPEN[[ord("]"), ord("}")]] = -1
+# bytes.translate table: "[" and "{" -> 2, "]" and "}" -> 0, anything else -> 1 (then minus 1).
+_STEPS = bytes(2 if b in b"[{" else 0 if b in b"]}" else 1 for b in range(256))
 
 
 class JsonInputError(RestcnError, ValueError):
@@ -45,13 +44,25 @@ class _Refused(Exception):
     """Internal: raised from a parse hook, turned into :class:`JsonInputError`."""
 
 
+#: Bytes scanned per step of :func:`nesting_depth` (its memory beyond one copy of the text:
+#: 8 bytes per byte of a chunk).
+_DEPTH_CHUNK = 1 << 14
+
+
 def nesting_depth(data: bytes) -> int:
     """Deepest nesting of ``[``/``{`` in ``data`` outside string literals (0 for a scalar)."""
     if b"[" not in data and b"{" not in data:
         return 0
     bare = _STRING.sub(b'""', data) if b'"' in data else data
-    steps = _OPEN[np.frombuffer(bare, dtype=np.uint8)]  # (N,) +1 open, -1 close, 0 other
-    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+    codes = np.frombuffer(bare.translate(_STEPS), dtype=np.int8)  # (N,) step + 1
+    deepest = level = 0
+    for start in range(0, len(codes), _DEPTH_CHUNK):
+        levels = np.cumsum(codes[start:start + _DEPTH_CHUNK], dtype=np.int64)  # steps + 1
+        levels -= np.arange(1, len(levels) + 1)  # the +1 of every byte
+        levels += level
+        deepest = max(deepest, int(levels.max(initial=level)))
+        level = int(levels[-1])
+    return deepest
 
 
 def loads_bounded(text: str | bytes, *, max_bytes: int = MAX_JSON_FILE_BYTES,

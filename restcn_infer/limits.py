@@ -30,11 +30,12 @@ MAX_JOINTS = 1024
 MAX_SEQUENCE_ELEMENTS = 1 << 24
 #: Bytes of a ``.pkl`` holding one sequence (a float64 sequence at the element limit is 128 MiB).
 MAX_SEQUENCE_FILE_BYTES = 160 << 20
-#: Bytes of an NTU RGB+D ``.skeleton`` file: ~12,000 frames of one body, 15x the largest file
-#: of the data set; the whole-array parser's peak memory is about 11x the file.
-MAX_SKELETON_FILE_BYTES = 32 << 20
-#: Bytes of a ``.json`` sequence: Python's objects for a JSON number list take ~8x the text.
-MAX_JSON_FILE_BYTES = 16 << 20
+#: Bytes of an NTU RGB+D ``.skeleton`` file: ~6,000 frames of one body, 8x the largest file of
+#: the data set; the whole-array parser's peak memory is 11-18x the file (denser numbers: more).
+MAX_SKELETON_FILE_BYTES = 16 << 20
+#: Bytes of a ``.json`` sequence (~17,000 frames of one 20-joint body): Python's objects for a
+#: JSON list of numbers take up to ~20x the text. Longer recordings belong in ``.npy``.
+MAX_JSON_FILE_BYTES = 8 << 20
 #: Nesting depth of any JSON document the runtime reads (a sequence needs 4, metadata ~6).
 MAX_JSON_DEPTH = 32
 #: Digits of a JSON integer (Python refuses more than 4,300; a coordinate needs far fewer).
