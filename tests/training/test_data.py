@@ -49,7 +49,7 @@ def test_layout_override_must_fit(tmp_path):
     with pytest.raises(DataError, match="ntu25 has 25 joints"):
         load_training_data(path, "train", "val", layout="ntu25")
     with pytest.raises(DataError, match="unknown joint layout"):
-        load_training_data(path, "train", "val", layout="coco17")
+        load_training_data(path, "train", "val", layout="h36m17")
 
 
 def test_windowed_dataset_is_the_inference_path(tmp_path):
