@@ -110,6 +110,7 @@ def build_dataset(folder: str | os.PathLike[str], labels: str | os.PathLike[str]
     annotations, skipped = [], []
     coords = None
     total = 0
+    label_of = {name: i for i, name in enumerate(names)}
     ordered = [row for split_rows in splits.values() for row in split_rows]
     for done, row in enumerate(ordered, 1):
         try:
@@ -134,7 +135,7 @@ def build_dataset(folder: str | os.PathLike[str], labels: str | os.PathLike[str]
             if total > MAX_DATASET_ELEMENTS:
                 raise DataError(f"{labels}:{row.line}: the data set passes "
                                 f"{MAX_DATASET_ELEMENTS:,} numbers; split the table")
-            annotations.append(_annotation(row, names.index(row.label), seq, scores))
+            annotations.append(_annotation(row, label_of[row.label], seq, scores))
         if progress is not None:
             progress(done, len(ordered))
     if not annotations:
