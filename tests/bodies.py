@@ -52,3 +52,23 @@ def body_sequence(frames: int = 40, layout: str = "kinect20", bodies: int = 1,
         seq += rng.normal(0, 0.005, seq.shape)
         out[b] = seq
     return out
+
+
+def body25(seq: np.ndarray) -> np.ndarray:
+    """OpenPose BODY_25 keypoints (nose, neck, right arm, left arm, hips, legs, eyes, ears,
+    feet) built from an ntu25 sequence: 25 joints, another order."""
+    j = {name: i for i, name in enumerate(get_layout("ntu25").joint_names)}
+
+    def g(name: str) -> np.ndarray:
+        return seq[:, :, j[name]]
+
+    head, offset = g("Head"), np.float32
+    points = [head, g("Neck"), g("ShoulderRight"), g("ElbowRight"), g("WristRight"),
+              g("ShoulderLeft"), g("ElbowLeft"), g("WristLeft"), g("SpineBase"), g("HipRight"),
+              g("KneeRight"), g("AnkleRight"), g("HipLeft"), g("KneeLeft"), g("AnkleLeft"),
+              head + offset([-0.03, 0.03, 0]), head + offset([0.03, 0.03, 0]),
+              head + offset([-0.07, 0, 0.05]), head + offset([0.07, 0, 0.05]), g("FootLeft"),
+              g("FootLeft") + offset([0.03, 0, 0]), g("AnkleLeft") + offset([0, -0.05, 0.03]),
+              g("FootRight"), g("FootRight") + offset([-0.03, 0, 0]),
+              g("AnkleRight") + offset([0, -0.05, 0.03])]
+    return np.stack(points, axis=2).astype(np.float32)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from bodies import body_sequence, pose
+from bodies import body25, body_sequence, pose
 from typer.testing import CliRunner
 
 from conftest import REPO
@@ -39,26 +39,6 @@ def bundled():
 @pytest.fixture(scope="module")
 def throw() -> np.ndarray:
     return np.load(EXAMPLE).astype(np.float32)  # (1, T, 20, 3), metres
-
-
-def body25(seq: np.ndarray) -> np.ndarray:
-    """OpenPose BODY_25 keypoints (nose, neck, right arm, left arm, hips, legs, eyes, ears,
-    feet) built from an ntu25 sequence: 25 joints, another order."""
-    j = {name: i for i, name in enumerate(NTU25.joint_names)}
-
-    def g(name: str) -> np.ndarray:
-        return seq[:, :, j[name]]
-
-    head, offset = g("Head"), np.float32
-    points = [head, g("Neck"), g("ShoulderRight"), g("ElbowRight"), g("WristRight"),
-              g("ShoulderLeft"), g("ElbowLeft"), g("WristLeft"), g("SpineBase"), g("HipRight"),
-              g("KneeRight"), g("AnkleRight"), g("HipLeft"), g("KneeLeft"), g("AnkleLeft"),
-              head + offset([-0.03, 0.03, 0]), head + offset([0.03, 0.03, 0]),
-              head + offset([-0.07, 0, 0.05]), head + offset([0.07, 0, 0.05]), g("FootLeft"),
-              g("FootLeft") + offset([0.03, 0, 0]), g("AnkleLeft") + offset([0, -0.05, 0.03]),
-              g("FootRight"), g("FootRight") + offset([-0.03, 0, 0]),
-              g("AnkleRight") + offset([0, -0.05, 0.03])]
-    return np.stack(points, axis=2).astype(np.float32)
 
 
 # -- the envelope -------------------------------------------------------------------------------
