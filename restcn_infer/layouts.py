@@ -18,9 +18,10 @@ identifications: OpenPose's ``Neck`` (the shoulder midpoint) is Kinect's ``Spine
 ``MidHip`` is ``SpineBase``.
 
 **Derived joints.** A target joint the source lacks may be computed from joints it has, by the
-rules of :data:`DERIVED_JOINTS` (e.g. the hip centre ``SpineBase`` = the mean of the two hips);
-:func:`layout_mapping` applies them, averaging only the source joints present in each frame.
-:func:`joint_map` is the pure reordering and refuses a mapping that needs a derived joint.
+rules of :data:`~restcn_infer.layout_mapping.DERIVED_JOINTS` (e.g. the hip centre
+``SpineBase`` = the mean of the two hips): :func:`layout_mapping` applies them, averaging only
+the source joints present in each frame; :func:`joint_map` is the pure reordering and refuses a
+mapping that needs a derived joint. Both live in :mod:`restcn_infer.layout_mapping`.
 
 **User layouts.** ``--layout my_layout.json`` (:func:`resolve_layout`) reads::
 
@@ -31,7 +32,8 @@ rules of :data:`DERIVED_JOINTS` (e.g. the hip centre ``SpineBase`` = the mean of
      "aliases": {"pelvis": "SpineBase", "l_hand": "HandLeft", "r_hand": "HandRight"}}
 
 ``bones`` are ``[child, parent]`` pairs (names or indices) that must form one tree over all
-joints; ``groups`` and ``aliases`` are optional. :meth:`JointLayout.to_dict` writes this form.
+joints; ``groups`` and ``aliases`` are optional (checked by :mod:`restcn_infer.layout_json`).
+:meth:`JointLayout.to_dict` writes this form.
 
 **Joint counts.** :func:`layout_for_joints` names the layout a bare array of V joints is read
 in. Where several layouts share a count, :data:`LAYOUT_BY_JOINT_COUNT` says which one the count
@@ -43,17 +45,20 @@ names its layout. :data:`LAYOUTS` holds the one layout per count.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from restcn_infer.bounded_json import JsonInputError, loads_bounded
 from restcn_infer.errors import LayoutError, SkeletonFormatError
-from restcn_infer.fields import Fields
-from restcn_infer.limits import MAX_JOINTS, read_file_limited
+from restcn_infer.layout_json import parse_layout
+from restcn_infer.layout_mapping import (  # noqa: F401 - re-exported: callers import them here
+    DERIVED_JOINTS,
+    LayoutMapping,
+    joint_map,
+    layout_mapping,
+)
+from restcn_infer.limits import read_file_limited
 
 #: Kinect v1 joint name -> the Kinect v2 joint at the same body location.
 KINECT_V1_TO_V2 = {
@@ -62,24 +67,8 @@ KINECT_V1_TO_V2 = {
     "ShoulderCenter": "SpineShoulder",
 }
 
-#: Canonical joint -> ways to compute it from other canonical joints, tried in order: the mean
-#: of the listed joints present in a frame (zero where none is). Used only for a target joint
-#: the source lacks by name.
-DERIVED_JOINTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "SpineBase": (("HipLeft", "HipRight"),),  # hip centre
-    "SpineShoulder": (("ShoulderLeft", "ShoulderRight"),),  # shoulder centre
-    "SpineMid": (("HipLeft", "HipRight", "ShoulderLeft", "ShoulderRight"),),  # torso centre
-    "Head": (("EarLeft", "EarRight"),),  # head centre
-    "Neck": (("ShoulderLeft", "ShoulderRight", "EarLeft", "EarRight"),),  # shoulders to head
-    "HandLeft": (("PinkyLeft", "IndexLeft"),),  # palm, from MediaPipe's knuckles
-    "HandRight": (("PinkyRight", "IndexRight"),),
-    "FootLeft": (("BigToeLeft", "SmallToeLeft"), ("FootIndexLeft",)),  # toes
-    "FootRight": (("BigToeRight", "SmallToeRight"), ("FootIndexRight",)),
-}
-
 #: Bytes of a layout ``.json`` file.
 MAX_LAYOUT_FILE_BYTES = 1 << 20
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -152,7 +141,7 @@ class JointLayout:
         Raises:
             LayoutError: naming ``where`` and the field.
         """
-        layout = _layout_from_dict(raw, where)
+        layout = cls(*parse_layout(raw, where))
         builtin = BUILTIN_LAYOUTS.get(layout.name)
         if builtin is None:
             return layout
@@ -404,185 +393,3 @@ def layout_for_joints(num_joints: int) -> JointLayout:
         f"no joint layout has {num_joints} joints; known: "
         + ", ".join(f"{lay.name} ({lay.num_joints})" for lay in BUILTIN_LAYOUTS.values())
     )
-
-
-@dataclass(frozen=True)
-class LayoutMapping:
-    """How to build ``target`` joints from ``source`` joints.
-
-    Attributes:
-        sources: per target joint, the source joints it comes from: one (copied) or several
-            (averaged over those present in the frame: a derived joint).
-    """
-
-    source: JointLayout
-    target: JointLayout
-    sources: tuple[tuple[int, ...], ...]
-
-    @property
-    def index(self) -> np.ndarray | None:
-        """int64 ``(V_target,)`` source index per target joint; None when a joint is derived."""
-        if any(len(s) != 1 for s in self.sources):
-            return None
-        return np.array([s[0] for s in self.sources], dtype=np.int64)
-
-    @property
-    def derived(self) -> dict[str, tuple[str, ...]]:
-        """Derived target joint name -> the source joint names averaged for it."""
-        return {self.target.joint_names[j]: tuple(self.source.joint_names[i] for i in s)
-                for j, s in enumerate(self.sources) if len(s) > 1}
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """``(..., V_source, C)`` -> ``(..., V_target, C)`` (any C: 2-D, 3-D, float32 kept).
-
-        A derived joint is the mean of its source joints present in that frame (a joint is
-        present when any coordinate is non-zero) and zero where none is.
-        """
-        first = np.array([s[0] for s in self.sources], dtype=np.int64)
-        out = x[..., first, :]  # (..., V_target, C), a copy
-        for j, src in enumerate(self.sources):
-            if len(src) == 1:
-                continue
-            points = x[..., list(src), :]  # (..., k, C)
-            present = np.any(points != 0, axis=-1, keepdims=True)  # (..., k, 1)
-            count = present.sum(axis=-2)  # (..., 1)
-            total = np.where(present, points, 0).sum(axis=-2)  # (..., C)
-            out[..., j, :] = np.where(count > 0, total / np.maximum(count, 1), 0)
-        return out
-
-    def apply_scores(self, scores: np.ndarray) -> np.ndarray:
-        """Per-joint confidences ``(..., V_source)`` -> ``(..., V_target)``; a derived joint
-        scores as its least confident source."""
-        out = np.stack([scores[..., list(s)].min(axis=-1) for s in self.sources], axis=-1)
-        return out.astype(scores.dtype, copy=False)
-
-
-def layout_mapping(source: JointLayout, target: JointLayout) -> LayoutMapping:
-    """Match ``target`` joints to ``source`` joints by canonical name, deriving the missing
-    ones by :data:`DERIVED_JOINTS` where the source has what a rule needs.
-
-    Raises:
-        LayoutError: target joints that neither exist in ``source`` nor can be derived.
-    """
-    by_name = {source.canonical_name(j): j for j in range(source.num_joints)}
-    sources: list[tuple[int, ...]] = []
-    missing = []
-    for j in range(target.num_joints):
-        name = target.canonical_name(j)
-        if name in by_name:
-            sources.append((by_name[name],))
-            continue
-        rule = next((r for r in DERIVED_JOINTS.get(name, ()) if all(n in by_name for n in r)),
-                    None)
-        if rule is None:
-            missing.append(target.joint_names[j])
-        else:
-            sources.append(tuple(by_name[n] for n in rule))
-    if missing:
-        raise LayoutError(
-            f"layout {source.name} has no joints matching {missing} of layout {target.name}"
-        )
-    return LayoutMapping(source, target, tuple(sources))
-
-
-def joint_map(source: JointLayout, target: JointLayout) -> np.ndarray:
-    """Index into ``source`` joints for every ``target`` joint, matched by canonical name.
-
-    Returns:
-        int64 array of shape (target.num_joints,).
-
-    Raises:
-        LayoutError: a target joint has no counterpart in ``source`` (also when it could be
-            derived: use :func:`layout_mapping` for that).
-    """
-    mapping = layout_mapping(source, target)
-    index = mapping.index
-    if index is None:
-        raise LayoutError(
-            f"layout {source.name} has no joints matching {sorted(mapping.derived)} of layout "
-            f"{target.name}; they can be derived ({_describe(mapping.derived)}) by "
-            "layout_mapping()"
-        )
-    return index
-
-
-def _describe(derived: Mapping[str, tuple[str, ...]]) -> str:
-    return "; ".join(f"{name} = mean of {', '.join(parts)}" for name, parts in derived.items())
-
-
-# -- user layouts ----------------------------------------------------------------------------
-
-
-def _layout_from_dict(raw: Any, where: str) -> JointLayout:
-    """The checks of :meth:`JointLayout.from_dict` (no built-in comparison)."""
-    f = Fields(raw, where, LayoutError)
-    name = f.str("name")
-    if not _NAME.match(name):
-        raise f.fail("name", f"must be 1-64 letters, digits, '_', '.' or '-', got {name!r}")
-    joints = f.str_list("joints", unique=True)
-    if not 1 <= len(joints) <= MAX_JOINTS:
-        raise f.fail("joints", f"must list 1..{MAX_JOINTS} joints, got {len(joints)}")
-    index = {joint: i for i, joint in enumerate(joints)}
-
-    def joint(value: Any, what: str) -> int:
-        if isinstance(value, str) and value in index:
-            return index[value]
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(joints):
-            return value
-        raise f.fail(what, f"names {value!r}, which is neither a joint name nor an index "
-                           f"0..{len(joints) - 1}")
-
-    raw_bones = f.raw.get("bones", [])
-    if not isinstance(raw_bones, list) or len(raw_bones) > len(joints):
-        raise f.fail("bones", "must be a list of [child, parent] pairs, one per joint but the "
-                              "root")
-    bones = []
-    for i, pair in enumerate(raw_bones):
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise f.fail("bones", f"entry {i} must be a [child, parent] pair, got {pair!r}")
-        bones.append((joint(pair[0], f"bones[{i}]"), joint(pair[1], f"bones[{i}]")))
-    _check_tree(bones, joints, f)
-    groups = {}
-    for group, members in f.object("groups", {}).items():
-        if not _NAME.match(group):
-            raise f.fail("groups", f"has a bad group name {group!r}")
-        if not isinstance(members, list) or not members or len(members) > len(joints):
-            raise f.fail(f"groups.{group}", "must be a non-empty list of joints")
-        groups[group] = tuple(sorted({joint(m, f"groups.{group}") for m in members}))
-    aliases = f.object("aliases", {})
-    for joint_name, canonical in aliases.items():
-        if joint_name not in index:
-            raise f.fail("aliases", f"names {joint_name!r}, which is not one of the joints")
-        if not isinstance(canonical, str) or not canonical:
-            raise f.fail(f"aliases.{joint_name}", f"must be a non-empty string, got "
-                                                  f"{canonical!r}")
-    layout = JointLayout(name=name, joint_names=tuple(joints), bones=tuple(bones),
-                         groups=groups, aliases=dict(aliases))
-    canonical = [layout.canonical_name(j) for j in range(layout.num_joints)]
-    repeated = sorted({c for c in canonical if canonical.count(c) > 1})
-    if repeated:
-        raise f.fail("aliases", f"give several joints the same name {repeated}")
-    return layout
-
-
-def _check_tree(bones: list[tuple[int, int]], joints: list[str], f: Fields) -> None:
-    """``bones`` must be one tree over ``joints``: each joint the child of at most one bone,
-    exactly one root, and every joint reached from it (so no cycles)."""
-    parent: dict[int, int] = {}
-    for child, par in bones:
-        if child == par:
-            raise f.fail("bones", f"joins {joints[child]!r} to itself")
-        if child in parent:
-            raise f.fail("bones", f"give {joints[child]!r} two parents "
-                                  f"({joints[parent[child]]!r} and {joints[par]!r})")
-        parent[child] = par
-    if len(bones) != len(joints) - 1:
-        raise f.fail("bones", f"must join {len(joints)} joints into one tree with "
-                              f"{len(joints) - 1} [child, parent] pairs, got {len(bones)}")
-    for start in range(len(joints)):  # walk up to the root; a cycle never gets there
-        seen, node = set(), start
-        while node in parent:
-            if node in seen:
-                raise f.fail("bones", f"form a cycle through {joints[node]!r}")
-            seen.add(node)
-            node = parent[node]
