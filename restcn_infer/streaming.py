@@ -55,6 +55,7 @@ from restcn_infer.layouts import JointLayout, joint_map
 from restcn_infer.limits import MAX_ABS_COORDINATE
 from restcn_infer.plausibility import ImplausibleInputError, InputChecker
 from restcn_infer.preprocess import unflatten
+from restcn_infer.spec import MAX_WINDOW
 
 log = logging.getLogger("restcn_infer")
 
@@ -202,6 +203,8 @@ class StreamClassifier:
                             ("max_pending_per_owner", max_pending_per_owner or 1)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.window > MAX_WINDOW:  # the ring buffer of every stream is this long
+            raise ValueError(f"window must be <= {MAX_WINDOW}, got {self.window}")
         if idle_timeout_s <= 0:
             raise ValueError(f"idle_timeout_s must be > 0, got {idle_timeout_s}")
         if decode and not meta.decoder_layers:

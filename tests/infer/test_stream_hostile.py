@@ -347,3 +347,8 @@ def test_the_summary_keeps_no_set_of_every_id():
     out = run_lines(lines, engine)
     assert out[-1]["summary"]["streams"] == 500 and len(engine) <= 50
     assert not any(isinstance(v, (set, list)) for v in vars(StreamStats()).values())
+
+
+def test_a_window_beyond_the_model_bounds_is_refused_before_any_buffer():
+    with pytest.raises(ValueError, match="window must be <= 10000"):
+        StreamClassifier(FakeClassifier(), window=10**9)
