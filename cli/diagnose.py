@@ -26,10 +26,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 
 RunArgument = Annotated[Path, typer.Argument(
     help="A restcn-train run directory (its checkpoint.pt) or a checkpoint file.")]
+SourceArgument = Annotated[Path, typer.Argument(
+    help="A run directory, a checkpoint, an exported .onnx or a bundled model name.")]
 
 
 def primitives(
-    run: RunArgument,
+    run: SourceArgument,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for primitives.png.")],
     scale: Annotated[Optional[float], typer.Option(
         min=0.0, help="Multiply filter weights by this before adding the mean skeleton "
@@ -39,10 +41,21 @@ def primitives(
         min=1, help="Draw only the TOP filters of largest weight norm (default: all).")] = None,
 ) -> None:
     """Draw every conv1 filter as a moving skeleton (motion primitives, paper Figure 3)."""
-    from restcn_training.diagnose import write_primitives
-
     with domain_errors():
-        path, used = write_primitives(run, out, scale=scale, top=top)
+        from restcn_infer.models import BUNDLED_MODELS
+
+        bundled = not run.exists() and str(run) in BUNDLED_MODELS
+        deployed = run.suffix.lower() == ".onnx" or bundled
+        if not deployed:  # a run directory or a checkpoint (a missing path is reported as one)
+            from restcn_training.diagnose import write_primitives
+
+            path, used = write_primitives(run, out, scale=scale, top=top)
+        else:  # a deployed model: its 'filters' output
+            from restcn_infer.classifier import Classifier
+            from restcn_infer.primitives import write_model_primitives
+
+            path, used = write_model_primitives(Classifier(run, device="cpu"), out,
+                                                scale=scale, top=top)
     console.print(f"motion primitives (weights x {used:.3g} + mean skeleton) -> {path}")
 
 

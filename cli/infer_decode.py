@@ -66,7 +66,8 @@ def decode(
     options = input_options(layout, units, flip_y, accept_implausible)
     clf = open_classifier(model, device, options=options)
     try:
-        result = decode_sequence(clf, load_sequence(file), layers=wanted, source=file)
+        sequence = load_sequence(file)
+        result = decode_sequence(clf, sequence, layers=wanted, source=file)
     except SkeletonFormatError as exc:
         fail(exc.named(file))
     except ModelError as exc:
@@ -81,9 +82,11 @@ def decode(
     console.print(f"{file}: predicted {result.predicted}; decoded layers "
                   f"{','.join(map(str, result.layers))} -> {out}", highlight=False)
     if render is not None:
-        from restcn_infer.render import render_decoded
+        from restcn_infer.render import render_decode_result
 
-        with domain_errors():
-            render_decoded(result.input, result.decoded, result.layers, result.layout.bones,
-                           render, title=f"{file.name}: {result.predicted}")
+        with domain_errors():  # the report's style: display scale, colours, frame numbers
+            spec = clf.spec
+            render_decode_result(result, render, mean=spec.mean_array, sequence=sequence,
+                                 name=file.name, policy=spec.input.policy,
+                                 highlight=spec.target_joints)
         console.print(f"drawn -> {render}", highlight=False)

@@ -10,6 +10,9 @@ comparable. The weights come from a deployed model's ``filters`` output or from 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 
@@ -37,3 +40,35 @@ def strongest_filters(filters: np.ndarray, top: int | None) -> np.ndarray:
     if top is None:
         return np.arange(len(filters))
     return np.argsort(-norms, kind="stable")[:top]
+
+
+def write_model_primitives(classifier, out_dir: str | os.PathLike[str], *,
+                           scale: float | None = None, top: int | None = None
+                           ) -> tuple[Path, float]:
+    """Draw a deployed model's conv1 filters (its ``filters`` output) as moving skeletons into
+    ``out_dir/primitives.png``: the strongest ``top`` (all: filter order). Returns the PNG and
+    the scale used.
+
+    Raises:
+        ModelError: the model was exported without the ``filters`` output.
+        MissingVizError: matplotlib is not installed.
+    """
+    from restcn_infer.diagnosis import run_outputs
+    from restcn_infer.errors import ModelError
+    from restcn_infer.preprocess import unflatten
+    from restcn_infer.render import render_primitives
+
+    if "filters" not in {o.name for o in classifier.session.get_outputs()}:
+        raise ModelError(f"{classifier.model_path}: exported before conv1's filters were part "
+                         "of the graph; re-export it, or pass its checkpoint")
+    spec = classifier.spec
+    probe = np.broadcast_to(spec.mean_array, (1, spec.input.window, spec.input.D))
+    (filters,) = run_outputs(classifier, probe, ["filters"])  # (N, D, f)
+    prims, used = motion_primitives(filters, spec.mean_array, scale)  # (N, f, D)
+    skeletons = unflatten(prims, spec.input.bodies).swapaxes(1, 2)  # (N, f, M, V, 3)
+    norms = np.linalg.norm(filters.reshape(len(filters), -1), axis=1)
+    order = strongest_filters(filters, top)
+    out = render_primitives(skeletons[order], spec.input.layout, Path(out_dir) / "primitives.png",
+                            labels=[f"#{i} |w|={norms[i]:.2f}" for i in order],
+                            highlight=spec.target_joints)
+    return out, used

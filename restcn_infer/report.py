@@ -23,36 +23,11 @@ import numpy as np
 from restcn_infer.atomic import atomic_write_text
 from restcn_infer.diagnosis_summary import Diagnosis
 from restcn_infer.errors import RestcnError
-from restcn_infer.layouts import JointLayout
+from restcn_infer.skeleton_style import joint_style
 
 TEMPLATE = Path(__file__).resolve().parent / "report_template.html"
-#: Colours of joint groups (left, right); the first group of the layout a joint is in wins.
-GROUP_COLOURS = {
-    "left_hand": ("#d7301f", "#d7301f"), "right_hand": ("#7a0177", "#7a0177"),
-    "hands": ("#d7301f", "#7a0177"), "arms": ("#fc8d59", "#c51b8a"),
-    "legs": ("#4292c6", "#08519c"), "torso": ("#737373", "#737373"),
-}
-OTHER_COLOURS = ("#41ab5d", "#006d2c")
-
-
 class ReportError(RestcnError, OSError):
     """The report cannot be written where it was asked (a file in the way, no permission)."""
-
-
-def joint_style(layout: JointLayout, highlight: list[int]) -> dict[str, Any]:
-    """Per joint: its group, colour and side; for drawing (the same in pictures and report)."""
-    order = ["left_hand", "right_hand", "hands", "arms", "legs", "torso"]
-    order += [g for g in layout.groups if g not in order]
-    joints = []
-    for j, name in enumerate(layout.joint_names):
-        lowered = name.lower()
-        side = "left" if "left" in lowered else "right" if "right" in lowered else "centre"
-        group = next((g for g in order if j in layout.groups.get(g, ())), "other")
-        left, right = GROUP_COLOURS.get(group, OTHER_COLOURS)
-        joints.append({"name": name, "group": group, "side": side,
-                       "colour": right if side == "right" else left,
-                       "highlight": j in highlight})
-    return {"joints": joints, "bones": [list(b) for b in layout.bones]}
 
 
 def animation_data(diagnosis: Diagnosis) -> dict[str, Any]:

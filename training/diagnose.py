@@ -66,8 +66,8 @@ def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str
     norms = np.linalg.norm(weight.reshape(len(prims), -1), axis=1)
     order = strongest_filters(weight, top)
     labels = [f"#{i} |w|={norms[i]:.2f}" for i in order]
-    out = render_primitives(skeletons[order], layout.bones, Path(out_dir) / "primitives.png",
-                            labels=labels)
+    out = render_primitives(skeletons[order], layout, Path(out_dir) / "primitives.png",
+                            labels=labels, highlight=ckpt.spec.target_joints)
     return out, scale
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 from typer.testing import CliRunner
 
+from bodies import body_sequence
 from helpers import CLASSES
 from restcn_cli.infer import app
 from restcn_infer.input_options import InputOptions

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 from typer.testing import CliRunner
 
+from bodies import body_sequence
 from helpers import CLASSES, WINDOW
 from restcn_cli.infer import app
 from restcn_infer.classifier import Classifier

@@ -13,9 +13,9 @@ import pickle
 
 import numpy as np
 import pytest
-from bodies import body25, body_sequence
 from typer.testing import CliRunner
 
+from bodies import body25, body_sequence
 from conftest import REPO
 from helpers import write_tiny_pyskl
 from restcn_cli.infer import app

@@ -38,7 +38,8 @@ def session_input(seq: np.ndarray) -> tuple[list[str], dict[int, str | None]]:
         14: ('{"stream": "a", "joints": [[1, 2, 3]]}', "a"),
         20: ('{"stream": "b", "joints": ' + json.dumps([["x", 1, 2]] * 20) + "}", "b"),
         25: ('{"stream": "a", "joints": ' + json.dumps([[1, 2, 3]] * 19 + [[1, 2]]) + "}", "a"),
-        30: ('{"stream": "b", "joints": [' + ",".join(["[NaN, 1, 2]"] * 20) + "]}", None),  # not JSON
+        # not JSON:
+        30: ('{"stream": "b", "joints": [' + ",".join(["[NaN, 1, 2]"] * 20) + "]}", None),
         33: ("", None),  # blank: skipped, not an error
     }
     for index in sorted(bad):

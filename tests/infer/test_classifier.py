@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 
+from bodies import body_sequence
 from conftest import REPO
 from helpers import CLASSES, WINDOW
 from restcn_infer.classifier import Classifier, Prediction

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 
+from bodies import body_sequence
 from helpers import CLASSES
 from restcn_infer.classifier import Classifier, NonFiniteScoresError
 from restcn_infer.errors import ModelError

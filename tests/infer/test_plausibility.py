@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from bodies import body25, body_sequence, pose
 from typer.testing import CliRunner
 
+from bodies import body25, body_sequence, pose
 from conftest import REPO
 from restcn_cli.infer import app
 from restcn_infer.classifier import Classifier

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 
+from bodies import body_sequence
 from restcn_infer.errors import SkeletonFormatError
 from restcn_infer.limits import (
     MAX_JSON_FILE_BYTES,

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from bodies import body_sequence
 
 BLOCKED = ("torch", "onnx", "onnxscript", "restcn_training", "restcn_export")

@@ -15,9 +15,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 from typer.testing import CliRunner
 
+from bodies import body_sequence
 from helpers import FakeClassifier
 from restcn_cli.infer import app
 from restcn_infer.stream_server import ServeConfig, ServeConfigError, StreamServer, _Client

@@ -12,10 +12,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bodies import body_sequence
 from helpers import FakeClassifier
 from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import get_layout

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bodies import body_sequence
 
+from bodies import body_sequence
 from helpers import STREAM_CLASSES, FakeClassifier, assert_same_top, nw_ucla_sequence
 from restcn_infer.errors import ModelError, SkeletonFormatError
 from restcn_infer.layouts import KINECT20, NTU25, joint_map

@@ -57,7 +57,9 @@ def test_format1_checkpoints_load_and_compute_what_they_did(name):
         assert ckpt.spec.target_joints == (6, 7, 10, 11)
     with torch.no_grad():
         logits = ckpt.build_model()(torch.from_numpy(expected["input"])).numpy()
-    np.testing.assert_array_equal(logits, expected[f"{name}_logits"])
+    # Float sums reorder with the thread count other tests leave behind: equal to 1e-5,
+    # where a single wrongly mapped weight moves logits by > 1e-2.
+    np.testing.assert_allclose(logits, expected[f"{name}_logits"], rtol=1e-5, atol=1e-6)
 
 
 def test_a_resume_state_is_named_as_such(tmp_path):

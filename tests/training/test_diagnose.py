@@ -96,7 +96,8 @@ def test_primitives_top_picks_the_largest_filters(run_dir, tmp_path, monkeypatch
 
     seen = {}
     monkeypatch.setattr(render, "render_primitives",
-                        lambda prims, bones, out, labels: seen.update(prims=prims, labels=labels))
+                        lambda prims, layout, out, labels, **kw: seen.update(prims=prims,
+                                                                             labels=labels))
     _, model = load_run(run_dir)
     norms = model.trunk.conv1.weight.detach().flatten(1).norm(dim=1).numpy()
     write_primitives(run_dir, tmp_path, scale=1.0, top=3)
@@ -122,3 +123,24 @@ def test_cli_errors(run_dir, tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)  # import of these now raises ImportError
     no_viz = runner.invoke(app, ["primitives", str(run_dir), "--out", str(tmp_path)])
     assert no_viz.exit_code == 1 and "pip install 'restcn[viz]'" in no_viz.stderr
+
+
+def test_cli_primitives_of_an_exported_model_equal_its_checkpoints(run_dir, tmp_path,
+                                                                   tiny_export):
+    from restcn_infer.classifier import Classifier
+    from restcn_infer.primitives import motion_primitives as from_filters
+
+    onnx_path = tiny_export()  # the same tiny checkpoint as run_dir (helpers.write_checkpoint)
+    result = runner.invoke(app, ["primitives", str(onnx_path), "--out", str(tmp_path / "p"),
+                                 "--top", "4"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / "primitives.png").read_bytes()[:8] == PNG
+    _, model = load_run(run_dir)
+    clf = Classifier(onnx_path, device="cpu")
+    from restcn_infer.diagnosis import run_outputs
+
+    (filters,) = run_outputs(clf, np.broadcast_to(clf.spec.mean_array, (1, 8, 60)), ["filters"])
+    np.testing.assert_allclose(from_filters(filters, clf.spec.mean_array)[0],
+                               motion_primitives(model)[0], atol=1e-6)
+    old = runner.invoke(app, ["primitives", "res-tcn", "--out", str(tmp_path / "q")])
+    assert old.exit_code == 1 and "re-export it" in old.output
