@@ -25,7 +25,7 @@ import numpy as np
 from restcn_infer.envelope import Envelope, envelope_from_mapping
 from restcn_infer.errors import LayoutError, ModelError, SkeletonFormatError
 from restcn_infer.fields import Fields
-from restcn_infer.layouts import JointLayout, get_layout, layout_for_joints
+from restcn_infer.layouts import BUILTIN_LAYOUTS, JointLayout, get_layout, layout_for_joints
 from restcn_infer.preprocess import WINDOW_POLICIES, adapt_layout, fit_bodies, fit_window, flatten
 from restcn_infer.readers.arrays import check_sequence
 
@@ -137,18 +137,20 @@ class InputSpec:
         return self.to_window(self.to_model_layout(seq, src, source), source)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layout": self.layout.name, "joint_names": list(self.layout.joint_names),
-                "bodies": self.bodies, "window": self.window, "policy": self.policy,
-                "coords": self.coords, "D": self.D}
+        """The JSON form; a layout that is not built in travels whole (``layout_definition``,
+        :meth:`JointLayout.to_dict`), so a model of a user's layout is read without the file."""
+        doc = {"layout": self.layout.name, "joint_names": list(self.layout.joint_names),
+               "bodies": self.bodies, "window": self.window, "policy": self.policy,
+               "coords": self.coords, "D": self.D}
+        if self.layout.name not in BUILTIN_LAYOUTS:
+            doc["layout_definition"] = self.layout.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, raw: Any, where: str = "input") -> InputSpec:
         """Typed and checked; :class:`ModelError` names the field."""
         f = Fields(raw, where, ModelError)
-        try:
-            layout = get_layout(f.str("layout"))
-        except LayoutError as exc:
-            raise f.fail("layout", f"is unknown to this runtime ({exc})") from None
+        layout = _read_layout(f)
         if f.str_list("joint_names") != list(layout.joint_names):
             raise f.fail("joint_names", f"do not match layout {layout.name}")
         spec = cls(layout=layout, bodies=f.int("bodies", low=1, high=MAX_BODIES),
@@ -270,6 +272,26 @@ def spec_from_format1(raw: Any, where: str, config: Mapping[str, Any] | None = N
         return ModelSpec(**fields)
     except ModelError as exc:  # consistency between fields
         raise ModelError(f"{where}: {exc}") from None
+
+
+def _read_layout(f: Fields) -> JointLayout:
+    """The layout of an input description: its ``layout_definition`` (a user layout, whose
+    name must be ``layout``'s), else the built-in layout named ``layout``."""
+    name = f.str("layout")
+    if "layout_definition" not in f.raw:
+        try:
+            return get_layout(name)
+        except LayoutError as exc:
+            raise f.fail("layout", f"is unknown to this runtime ({exc})") from None
+    where = f"{f.where} field 'layout_definition'"
+    try:
+        layout = JointLayout.from_dict(f.object("layout_definition"), where)
+    except LayoutError as exc:
+        raise ModelError(str(exc)) from None
+    if layout.name != name:
+        raise f.fail("layout_definition", f"defines layout {layout.name!r}, but field 'layout' "
+                                          f"names {name!r}")
+    return layout
 
 
 def _layout_names(flat_input: dict[str, Any]) -> tuple[str, ...]:

@@ -106,3 +106,45 @@ def test_format1_metadata_is_read():
     assert meta.spec.classes == ("wave", "clap", "sit", "jump")
     assert meta.export["precision"] == "fp16"
     assert meta.spec.mean_array.shape == (60,) and np.isfinite(meta.spec.mean_array).all()
+
+
+#: A user layout (not built in) of four joints.
+MY_LAYOUT = {"name": "my_layout", "joints": ["pelvis", "chest", "l_hand", "r_hand"],
+             "bones": [["chest", "pelvis"], ["l_hand", "chest"], ["r_hand", "chest"]],
+             "groups": {"hands": ["l_hand", "r_hand"]},
+             "aliases": {"pelvis": "SpineBase", "l_hand": "HandLeft"}}
+
+
+def custom_meta() -> ModelMetadata:
+    from restcn_infer.layouts import JointLayout
+
+    spec = ModelSpec(architecture="res-tcn",
+                     input=InputSpec(layout=JointLayout.from_dict(MY_LAYOUT), bodies=1, window=8),
+                     classes=("a", "b"), mean=(0.0,) * 12)
+    return ModelMetadata(spec=spec)
+
+
+def test_a_user_layout_travels_in_the_model():
+    raw = json.loads(custom_meta().to_json())
+    assert raw["input"]["layout_definition"]["joints"] == MY_LAYOUT["joints"]
+    assert "layout_definition" not in json.loads(make_meta().to_json())["input"]  # built in
+    meta = ModelMetadata.from_json(custom_meta().to_json())
+    assert meta == custom_meta()
+    layout = meta.spec.input.layout
+    assert layout.groups["hands"] == (2, 3) and layout.canonical_name(0) == "SpineBase"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(layout="other"),
+     "field 'layout_definition' defines layout 'my_layout', but field 'layout' names 'other'"),
+    (lambda d: d["layout_definition"].update(bones=[[0, 9]]),
+     "field 'layout_definition' field 'bones[0]' names 9"),
+    (lambda d: d.update(layout_definition=[1]), "'layout_definition' must be a JSON object"),
+    (lambda d: d.pop("layout_definition"), "'layout' is unknown to this runtime"),
+])
+def test_a_broken_layout_definition_names_the_field(change, message):
+    raw = json.loads(custom_meta().to_json())
+    change(raw["input"])
+    with pytest.raises(ModelError) as info:
+        ModelMetadata.from_json(json.dumps(raw), source="m.onnx")
+    assert message in str(info.value) and str(info.value).startswith("m.onnx: metadata")
