@@ -3,7 +3,8 @@ streaming; :meth:`restcn_infer.spec.InputSpec.prepare` composes them for a model
 
 A sequence ``(M, T, V, 3)`` becomes a network input ``(window, D)`` in four steps:
 
-1. :func:`adapt_layout` - reorder joints into the model's layout (matched by name).
+1. :func:`adapt_layout` - the model's joints from the input's, matched by name, derived joints
+   computed (:func:`~restcn_infer.layouts.layout_mapping`: e.g. a hip centre from the hips).
 2. :func:`fit_bodies` - keep the first ``bodies`` bodies, add all-zero bodies where absent.
 3. :func:`fit_window` - bring the frames to exactly ``window`` by the model's window policy.
 4. :func:`flatten` - body-major features, ``index = body*V*3 + joint*3 + coord``.
@@ -27,16 +28,22 @@ from __future__ import annotations
 import numpy as np
 
 from restcn_infer.errors import SkeletonFormatError
-from restcn_infer.layouts import JointLayout, joint_map
+from restcn_infer.layouts import JointLayout, layout_mapping
 
 WINDOW_POLICIES = ("resample", "pad")
 
 
 def adapt_layout(seq: np.ndarray, source: JointLayout, target: JointLayout) -> np.ndarray:
-    """``(M, T, V_source, 3)`` -> ``(M, T, V_target, 3)`` by joint name; identity when equal."""
+    """``(M, T, V_source, C)`` -> ``(M, T, V_target, C)`` by
+    :meth:`~restcn_infer.layouts.LayoutMapping.apply` (joints by name, derived joints as the
+    mean of their sources present in the frame); identity when the layouts are the same.
+
+    Raises:
+        LayoutError: target joints neither in ``source`` nor derivable from it.
+    """
     if source.name == target.name:
         return seq
-    return seq[:, :, joint_map(source, target), :]
+    return layout_mapping(source, target).apply(seq)
 
 
 def fit_bodies(seq: np.ndarray, bodies: int) -> np.ndarray:

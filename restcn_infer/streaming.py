@@ -51,7 +51,7 @@ import numpy as np
 from restcn_infer.classifier import finite_rows
 from restcn_infer.errors import LayoutError, ModelError, RestcnError, SkeletonFormatError
 from restcn_infer.input_options import InputOptions
-from restcn_infer.layouts import JointLayout, joint_map
+from restcn_infer.layouts import JointLayout, LayoutMapping, layout_mapping
 from restcn_infer.limits import MAX_ABS_COORDINATE
 from restcn_infer.plausibility import ImplausibleInputError, InputChecker
 from restcn_infer.preprocess import unflatten
@@ -119,10 +119,10 @@ class _Stream:
     """Ring buffer of one stream: ``frames[(count - 1) % window]`` is the newest frame."""
 
     __slots__ = ("frames", "count", "last_seen", "last_t", "decided", "layout", "guessed",
-                 "index", "bodies_in", "checked", "refused", "owner")
+                 "mapping", "bodies_in", "checked", "refused", "owner")
 
     def __init__(self, window: int, bodies: int, joints: int, layout: JointLayout,
-                 guessed: bool, index: np.ndarray | None, bodies_in: int,
+                 guessed: bool, mapping: LayoutMapping | None, bodies_in: int,
                  owner: Hashable) -> None:
         self.frames = np.zeros((window, bodies, joints, 3), dtype=np.float32)  # (W, M, V, 3)
         self.count = 0
@@ -131,7 +131,7 @@ class _Stream:
         self.decided = 0  # frame count at the last queued decision
         self.layout = layout  # the frames' own layout
         self.guessed = guessed
-        self.index = index  # model joint -> frame joint, None: the model's layout
+        self.mapping = mapping  # frame joints -> model joints, None: the model's layout
         self.bodies_in = bodies_in  # bodies of every frame of this stream
         self.checked = False  # passed the plausibility check
         self.refused: str | None = None
@@ -330,22 +330,25 @@ class StreamClassifier:
         found, guessed = self.spec.resolve_layout(a.shape[1], layout or self.options.layout,
                                                   source)
         try:
-            index = None if found.name == self.layout.name else joint_map(found, self.layout)
+            mapping = (None if found.name == self.layout.name
+                       else layout_mapping(found, self.layout))
         except LayoutError as exc:
             raise SkeletonFormatError(source, str(exc)) from None
-        state = _Stream(self.window, self.bodies, self.layout.num_joints, found, guessed, index,
-                        a.shape[0], owner)
+        state = _Stream(self.window, self.bodies, self.layout.num_joints, found, guessed,
+                        mapping, a.shape[0], owner)
         self._streams[stream] = state
         self._owned.setdefault(owner, set()).add(stream)
         note = getattr(self.classifier, "note_layout", None)
         if note is not None:
             note(found, guessed)
         notice = None
-        if index is not None:
+        if mapping is not None:
             how = (f"guessed from its {found.num_joints} joints; declare it with \"layout\""
                    if guessed else "declared")
+            derived = "".join(f"; {name} = mean of {', '.join(parts)}"
+                              for name, parts in mapping.derived.items())
             notice = (f"joints in layout {found.name} ({how}), mapped by joint name to the "
-                      f"model's layout {self.layout.name}")
+                      f"model's layout {self.layout.name}{derived}")
         return state, notice
 
     def push(self, stream: Hashable, frame: Any, t: float | None = None, *,
@@ -388,8 +391,8 @@ class StreamClassifier:
                     source, f"timestamp {t} goes back (last frame had {state.last_t})"
                 )
             self._streams.move_to_end(stream)
-        if state.index is not None:
-            a = a[:, state.index]  # (bodies_in, V_frame, 3) -> (bodies_in, V, 3)
+        if state.mapping is not None:
+            a = state.mapping.apply(a)  # (bodies_in, V_frame, C) -> (bodies_in, V, C)
         slot = state.frames[state.count % self.window]  # (M, V, 3) view into the ring
         kept = min(a.shape[0], self.bodies)
         slot[:kept] = a[:kept]

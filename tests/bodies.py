@@ -72,3 +72,32 @@ def body25(seq: np.ndarray) -> np.ndarray:
               g("FootRight"), g("FootRight") + offset([-0.03, 0, 0]),
               g("AnkleRight") + offset([0, -0.05, 0.03])]
     return np.stack(points, axis=2).astype(np.float32)
+
+
+#: MediaPipe BlazePose joints that Kinect lacks, by canonical name: the Kinect joint they sit
+#: at and an offset (metres).
+_MEDIAPIPE_EXTRA = {"Nose": ("Head", (0, -0.02, -0.08)), "Eye": ("Head", (0.03, 0.03, -0.06)),
+                    "Ear": ("Head", (0.07, 0, 0)), "Mouth": ("Head", (0.02, -0.06, -0.07)),
+                    "Pinky": ("Hand", (0.02, -0.04, 0)), "Index": ("Hand", (-0.02, -0.05, 0)),
+                    "Heel": ("Ankle", (0, -0.05, 0.05)), "FootIndex": ("Foot", (0, 0, -0.06))}
+
+
+def mediapipe33(seq: np.ndarray) -> np.ndarray:
+    """MediaPipe BlazePose world landmarks (33 joints, no hip centre, no neck) built from an
+    ntu25 sequence: what a derived-joint mapping must turn back into Kinect joints."""
+    ntu = get_layout("ntu25")
+    lay = get_layout("mediapipe33")
+    j = {ntu.canonical_name(i): i for i in range(ntu.num_joints)}
+    points = []
+    for k in range(lay.num_joints):
+        name = lay.canonical_name(k)
+        if name in j:
+            points.append(seq[:, :, j[name]])
+            continue
+        side = "Left" if name.endswith("Left") else "Right" if name.endswith("Right") else ""
+        stem = name.removesuffix(side).removesuffix("Inner").removesuffix("Outer")
+        joint, offset = _MEDIAPIPE_EXTRA[stem]
+        sign = -1.0 if side == "Left" else 1.0
+        shift = np.float32(offset) * np.float32([sign if side else 1.0, 1.0, 1.0])
+        points.append(seq[:, :, j[joint + ("" if joint == "Head" else side)]] + shift)
+    return np.stack(points, axis=2).astype(np.float32)

@@ -115,3 +115,28 @@ def test_an_unknown_joint_count_names_the_file_and_the_model_layout():
     with pytest.raises(SkeletonFormatError,
                        match=r"a\.npy: no joint layout has 13 joints.*kinect20"):
         spec.prepare(np.ones((1, 4, 13, 3), np.float32), source="a.npy")
+
+
+def test_derived_joints_are_computed_for_the_model_layout():
+    """A hip centre the input lacks is the mean of its hips present in each frame."""
+    from restcn_infer.layouts import COCO17, OPENPOSE18, layout_mapping
+
+    rng = np.random.default_rng(0)
+    seq = rng.normal(size=(1, 3, 17, 3)).astype(np.float32)
+    seq[0, 1, 5] = 0  # frame 1: the left shoulder is missing
+    seq[0, 2, [5, 6]] = 0  # frame 2: both shoulders are missing
+    out = InputSpec(layout=OPENPOSE18, bodies=1, window=3).prepare(seq, layout=COCO17)
+    out = out.reshape(3, 18, 3)
+    neck = OPENPOSE18.joint_names.index("Neck")  # SpineShoulder: mean of the two shoulders
+    np.testing.assert_allclose(out[0, neck], seq[0, 0, [5, 6]].mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(out[1, neck], seq[0, 1, 6])  # the one present
+    assert not out[2, neck].any()  # none present: absent
+    np.testing.assert_array_equal(out, layout_mapping(COCO17, OPENPOSE18).apply(seq)[0])
+
+
+def test_a_mapping_without_derived_joints_is_the_plain_reorder():
+    from restcn_infer.layouts import joint_map
+
+    seq = np.random.default_rng(1).normal(size=(2, 4, 25, 3)).astype(np.float32)
+    x = InputSpec(layout=KINECT20, bodies=2, window=4).prepare(seq, layout=NTU25)
+    np.testing.assert_array_equal(x, flatten(seq[:, :, joint_map(NTU25, KINECT20)]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bodies import body_sequence
+from bodies import body_sequence, mediapipe33
 from helpers import STREAM_CLASSES, FakeClassifier, assert_same_top, nw_ucla_sequence
 from restcn_infer.errors import ModelError, SkeletonFormatError
 from restcn_infer.layouts import KINECT20, NTU25, joint_map
@@ -103,6 +103,21 @@ def test_ntu25_frames_are_mapped_to_a_kinect20_model_by_joint_name():
         assert_same_top(d.top, clf.predict(clf.run(x[None])[0], top_k=5)[0])
     # and the by-name map is a real reorder, not a truncation to the first 20 joints
     assert not np.array_equal(joint_map(NTU25, KINECT20), np.arange(20))
+
+
+def test_a_stream_needing_derived_joints_is_mapped_like_a_file():
+    from restcn_infer.layouts import MEDIAPIPE33
+
+    clf = FakeClassifier(layout="kinect20")
+    sc = StreamClassifier(clf, hop=4, top_k=3)
+    seq = mediapipe33(motion(8, joints=25))  # no hip centre, no shoulder centre, no hands
+    notices = [sc.push("mp", seq[:, t], layout=MEDIAPIPE33).notice for t in range(8)]
+    assert "HipCenter = mean of left_hip, right_hip" in notices[0], notices[0]
+    decisions = sc.poll()
+    assert [d.frame for d in decisions] == [4, 8]
+    for d in decisions:
+        x = clf.prepare(seq[:, max(0, d.frame - 16):d.frame], source_layout=MEDIAPIPE33)
+        assert_same_top(d.top, clf.predict(clf.run(x[None])[0], top_k=3)[0])
 
 
 @pytest.mark.parametrize("frame, why", [
