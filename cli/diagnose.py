@@ -43,6 +43,9 @@ def primitives(
     """Draw every conv1 filter as a moving skeleton (motion primitives, paper Figure 3)."""
     with domain_errors():
         from restcn_infer.models import BUNDLED_MODELS
+        from restcn_infer.output_paths import check_output_dir
+
+        check_output_dir(out, what="--out (primitives.png)")
 
         bundled = not run.exists() and str(run) in BUNDLED_MODELS
         deployed = run.suffix.lower() == ".onnx" or bundled
@@ -72,6 +75,9 @@ def responses(
     from restcn_training.diagnose import write_responses
 
     with domain_errors():
+        from restcn_infer.output_paths import check_output_file
+
+        check_output_file(out, what="--out", suffixes=(".png",))
         path = write_responses(run, data, split, class_name, out, samples=samples)
     console.print(f"responses of {class_name!r} -> {path}")
 

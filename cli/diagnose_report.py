@@ -51,10 +51,11 @@ def report(
     from restcn_infer.datasets import carve_holdout, open_dataset
     from restcn_infer.diagnosis import DiagnosisOptions
     from restcn_infer.diagnosis_summary import diagnose
-    from restcn_infer.report import check_output_dir, write_report
+    from restcn_infer.output_paths import check_output_dir
+    from restcn_infer.report import write_report
 
     with domain_errors(), contextlib.ExitStack() as stack:
-        check_output_dir(out)
+        check_output_dir(out, what="--out (diagnosis.json, report.html)")
         dataset = open_dataset(data)
         if holdout_match or holdout_fraction:
             _, held = carve_holdout(dataset.split(split), fraction=holdout_fraction,

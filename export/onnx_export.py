@@ -39,6 +39,7 @@ from restcn_infer.atomic import atomic_path
 from restcn_infer.errors import ModelError
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata
 from restcn_infer.model_digest import DIGEST_KEY, weights_digest
+from restcn_infer.output_paths import OutputPathError, check_output_file
 from restcn_training.checkpoint import Checkpoint
 from restcn_training.decoder import FeatureMapDecoder
 from restcn_training.network import SkeletonNetwork
@@ -200,25 +201,17 @@ def export_onnx(
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` if a model can be written there, checked before any work starts.
+    """``path`` if a model can be written there, checked before any work starts
+    (:func:`restcn_infer.output_paths.check_output_file`, the runtime's one check).
 
     Raises:
         ExportError: ``path`` is a directory, lacks the ``.onnx`` suffix, or its folder cannot
             be created or written.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ExportError(f"{path}: is a directory; --out names the .onnx file to write")
-    if path.suffix.lower() != ".onnx":
-        raise ExportError(f"{path}: expected a file name ending in .onnx")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{path.parent}: cannot create the output folder "
-                          f"({exc.strerror or exc})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise ExportError(f"{path.parent}: not writable")
-    return path
+        return check_output_file(path, what="--out", suffixes=(".onnx",))
+    except OutputPathError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _export_graph(wrapper: ExportWrapper, example: Any, opset: int):

@@ -22,12 +22,10 @@ import numpy as np
 
 from restcn_infer.atomic import atomic_write_text
 from restcn_infer.diagnosis_summary import Diagnosis
-from restcn_infer.errors import RestcnError
+from restcn_infer.output_paths import check_output_dir
 from restcn_infer.skeleton_style import joint_style
 
 TEMPLATE = Path(__file__).resolve().parent / "report_template.html"
-class ReportError(RestcnError, OSError):
-    """The report cannot be written where it was asked (a file in the way, no permission)."""
 
 
 def animation_data(diagnosis: Diagnosis) -> dict[str, Any]:
@@ -74,10 +72,10 @@ def write_report(diagnosis: Diagnosis, out_dir: str | os.PathLike[str]) -> tuple
     """Write ``out_dir/diagnosis.json`` and ``out_dir/report.html`` (atomically); their paths.
 
     Raises:
-        ReportError: ``out_dir`` is a file or cannot be created or written.
+        OutputPathError: ``out_dir`` is a file or cannot be created or written.
     """
     out = Path(out_dir)
-    check_output_dir(out)
+    check_output_dir(out, what="the report (diagnosis.json, report.html)")
     document = diagnosis.document
     page = TEMPLATE.read_text(encoding="utf-8")
     page = page.replace("__DIAGNOSIS_JSON__", _embedded(document))
@@ -89,19 +87,6 @@ def write_report(diagnosis: Diagnosis, out_dir: str | os.PathLike[str]) -> tuple
                                   json.dumps(document, indent=1, allow_nan=False) + "\n")
     html_path = atomic_write_text(out / "report.html", page)
     return json_path, html_path
-
-
-def check_output_dir(out: Path) -> None:
-    """Refuse an output folder that cannot hold the report, before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise ReportError(f"{out}: is a file; --out names the folder for diagnosis.json and "
-                          "report.html")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(f"{out}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK):
-        raise ReportError(f"{out}: not writable")
 
 
 def _html(text: str) -> str:

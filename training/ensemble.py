@@ -156,7 +156,7 @@ def ensemble_checkpoint(paths: Sequence[str | os.PathLike[str]],
     spec = ModelSpec(
         architecture="ensemble", input=first.input, classes=first.classes,
         mean=(members[decoding].spec.mean if decoding is not None else (0.0,) * first.input.D),
-        config=config.to_dict(),
+        config=config.to_dict(), envelope=first.envelope,
         training={"members": [{"path": str(p), "architecture": m.spec.architecture,
                                "modality": m.spec.config.get("modality", "joint"),
                                **dict(m.spec.training)} for p, m in zip(paths, members)]},

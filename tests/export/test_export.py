@@ -194,7 +194,7 @@ def test_parity_on_real_input(tmp_path, ckpt_path, onnx_path, monkeypatch, share
 @pytest.mark.parametrize("kwargs, out, match", [
     ({"precision": "int3"}, "m.onnx", "unknown precision"),
     ({"decoder_layers": (0, 11)}, "m.onnx", "1..10"),
-    ({}, "m.txt", "ending in .onnx"),
+    ({}, "m.txt", "must end in .onnx"),
     ({}, ".", "is a directory"),
 ])
 def test_bad_export_options_are_refused_before_any_work(tmp_path, ckpt_path, kwargs, out, match):
