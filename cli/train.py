@@ -23,6 +23,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from restcn_cli.common import choice, console, domain_errors, parse_int_list
+from restcn_infer.layouts import BUILTIN_LAYOUTS
 from restcn_infer.modality import MODALITIES
 from restcn_infer.preprocess import WINDOW_POLICIES
 from restcn_training.config import PRECISIONS, SCHEDULES, TrainConfig
@@ -143,7 +144,9 @@ def main(
         "--compile", help="torch.compile the training forward (faster on some GPUs; the "
         "first epoch pays the compilation).")] = False,
     layout: Annotated[Optional[str], typer.Option(
-        help="Joint layout (ntu25, kinect20); default from the data.")] = None,
+        help=f"Joint layout of the data: {', '.join(sorted(BUILTIN_LAYOUTS))} or a layout "
+             ".json file; default: the layout the data set declares (restcn-build-dataset "
+             "writes it), else the one of its joint count.")] = None,
     target_joints: Annotated[Optional[str], typer.Option(
         help="MS-Res-TCN targeted joints: a group (hands, arms, ...), indices 6,7,10, or a "
              "diagnosis.json from restcn-diagnose report (its suggested target).")] = None,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,14 @@ from typing import Protocol
 import numpy as np
 
 from restcn_infer.errors import DataError, LayoutError, SkeletonFormatError
-from restcn_infer.layouts import LAYOUTS, JointLayout, get_layout, layout_for_joints
+from restcn_infer.layouts import (
+    LAYOUTS,
+    JointLayout,
+    get_layout,
+    layout_for_joints,
+    resolve_layout,
+)
+from restcn_infer.limits import MAX_COMPRESSION_RATIO, MAX_NPZ_MEMBER_BYTES, NPZ_READ_CHUNK_BYTES
 from restcn_infer.ntu import NTU120_CLASSES
 from restcn_infer.readers.pyskl import read_pyskl
 
@@ -198,11 +206,17 @@ class Dataset:
         return self.splits[name]
 
 
-def open_dataset(path: str | Path, layout: str | None = None) -> Dataset:
+#: What names a data set's joint layout: a built-in name, a layout ``.json`` file or a layout.
+LayoutArg = str | JointLayout | None
+
+
+def open_dataset(path: str | Path, layout: LayoutArg = None) -> Dataset:
     """Open a labelled data set (see the module docstring for the sources).
 
     Args:
-        layout: joint layout name overriding the one the data implies (meta.json or joint count).
+        layout: joint layout (built-in name, layout ``.json`` file or layout) overriding the
+            one the data declares (a pickle's ``"layout"``, ``meta.json``) or its joint count
+            implies.
 
     Raises:
         DataError: missing, unreadable or inconsistent data, or labels outside the class names.
@@ -242,9 +256,13 @@ def class_names(label_map: Path, num_classes: int, where: Path) -> list[str]:
     return names
 
 
-def _layout(name: str | None, implied: str | None, num_joints: int, where: Path) -> JointLayout:
+def _layout(name: LayoutArg, declared: JointLayout | None, num_joints: int,
+            where: Path) -> JointLayout:
+    """The layout given (``name``: the caller's, so it may name a layout file), else the one
+    the data declares, else the one of its joint count."""
     try:
-        layout = get_layout(name or implied) if (name or implied) else layout_for_joints(num_joints)
+        layout = (resolve_layout(name) if name is not None else
+                  declared or layout_for_joints(num_joints))
     except LayoutError as exc:
         raise DataError(f"{where}: {exc}") from None
     if layout.num_joints != num_joints:
@@ -264,7 +282,7 @@ def _check_labels(labels: np.ndarray, num_classes: int, where: str) -> np.ndarra
     return labels.astype(np.int64)
 
 
-def _open_pyskl(path: Path, layout: str | None) -> Dataset:
+def _open_pyskl(path: Path, layout: LayoutArg) -> Dataset:
     try:
         data = read_pyskl(path)
     except SkeletonFormatError as exc:
@@ -279,10 +297,10 @@ def _open_pyskl(path: Path, layout: str | None) -> Dataset:
         anns = [data.annotations[d] for d in dirs]
         labels = np.array([a.label for a in anns], dtype=np.int64)
         splits[name] = ListSplit([a.keypoint for a in anns], labels, [a.frame_dir for a in anns])
-    return Dataset(path, splits, classes, _layout(layout, None, joint_counts.pop(), path))
+    return Dataset(path, splits, classes, _layout(layout, data.layout, joint_counts.pop(), path))
 
 
-def _open_packed(path: Path, layout: str | None) -> Dataset:
+def _open_packed(path: Path, layout: LayoutArg) -> Dataset:
     meta_path = path / "meta.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -312,10 +330,14 @@ def _open_packed(path: Path, layout: str | None) -> Dataset:
     if not splits:
         raise DataError(f"{meta_path}: names no splits")
     num_joints = next(iter(splits.values())).frames.shape[2]
-    return Dataset(path, splits, classes, _layout(layout, meta.get("layout"), num_joints, path))
+    try:  # a name read from a data file: built-in names only, never a path
+        declared = get_layout(meta["layout"]) if meta.get("layout") else None
+    except LayoutError as exc:
+        raise DataError(f"{meta_path}: {exc}") from None
+    return Dataset(path, splits, classes, _layout(layout, declared, num_joints, path))
 
 
-def _open_npz(path: Path, layout: str | None) -> Dataset:
+def _open_npz(path: Path, layout: LayoutArg) -> Dataset:
     """CTR-GCN's ``x_train, y_train, x_test, y_test`` (see the module docstring)."""
     try:
         archive = zipfile.ZipFile(path)
@@ -364,9 +386,12 @@ def _open_npz(path: Path, layout: str | None) -> Dataset:
     return Dataset(path, splits, classes, found)
 
 
-def _npz_layout(name: str | None, d: int, path: Path) -> JointLayout:
+def _npz_layout(name: LayoutArg, d: int, path: Path) -> JointLayout:
     """The layout whose joints times some body count give ``d`` features per frame."""
-    candidates = [get_layout(name)] if name else list(LAYOUTS.values())
+    try:
+        candidates = [resolve_layout(name)] if name else list(LAYOUTS.values())
+    except LayoutError as exc:
+        raise DataError(f"{path}: {exc}") from None
     fits = [lay for lay in candidates if d % (lay.num_joints * 3) == 0]
     if len(fits) != 1:
         known = ", ".join(f"{lay.name} ({lay.num_joints} joints)" for lay in candidates)
@@ -402,7 +427,40 @@ def _npz_member(path: Path, archive: zipfile.ZipFile, member: str) -> np.ndarray
         offset = info.header_offset + 30 + int(name_len) + int(extra_len) + header_size
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
                          order="F" if fortran else "C")
-    with archive.open(info) as fh:  # compressed: size checked above, read it whole
-        fh.read(header_size)
-        data = fh.read(expected)
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return _read_compressed(path, archive, info, header_size, expected, dtype).reshape(
+        shape, order="F" if fortran else "C")
+
+
+def _read_compressed(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo,
+                     header_size: int, expected: int, dtype: np.dtype) -> np.ndarray:
+    """The ``expected`` data bytes of a compressed member as a flat array, refused before
+    reading when the archive claims more than :data:`MAX_NPZ_MEMBER_BYTES` or an expansion
+    beyond :data:`MAX_COMPRESSION_RATIO` (a zip bomb), then read in bounded chunks: the claim
+    is checked against what really comes out, and a member that ends early is refused."""
+    where = f"{path}: {info.filename}"
+    if expected > MAX_NPZ_MEMBER_BYTES:
+        raise DataError(f"{where}: expands to {expected:,} bytes, more than the limit of "
+                        f"{MAX_NPZ_MEMBER_BYTES:,} for a compressed member (store the archive "
+                        "uncompressed, np.savez, to have it memory-mapped)")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > MAX_COMPRESSION_RATIO:
+        raise DataError(f"{where}: {info.compress_size:,} compressed bytes claim to expand "
+                        f"{ratio:,.0f}-fold to {info.file_size:,}, beyond the "
+                        f"{MAX_COMPRESSION_RATIO}:1 of any real data: refusing a zip bomb")
+    out = np.empty(expected // dtype.itemsize, dtype=dtype)
+    view = memoryview(out).cast("B")
+    done = 0
+    try:
+        with archive.open(info) as fh:
+            fh.read(header_size)
+            while done < expected:
+                got = fh.readinto(view[done:done + NPZ_READ_CHUNK_BYTES])
+                if not got:
+                    break
+                done += got
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{where}: cannot decompress it ({exc})") from None
+    if done != expected:
+        raise DataError(f"{where}: the header claims {expected:,} bytes of data, the member "
+                        f"holds {done:,}")
+    return out

@@ -46,6 +46,14 @@ MAX_ABS_COORDINATE = 1e6
 #: Elements of one array inside a PYSKL data set pickle (a whole data set may be large; one
 #: array of it is one sequence or one label list).
 MAX_PICKLE_ARRAY_ELEMENTS = 1 << 26
+#: Bytes one compressed ``.npz`` member may expand to (the largest CTR-GCN array, NTU120 x-sub
+#: ``x_train``, is 11.3 GB; stored members are memory-mapped instead and not bounded by this).
+MAX_NPZ_MEMBER_BYTES = 16 << 30
+#: Expansion of a compressed ``.npz`` member beyond which it is a zip bomb, not data: deflate
+#: cannot pass ~1,032:1; zero-padded skeleton arrays (mostly padding) compress ~10-30:1.
+MAX_COMPRESSION_RATIO = 200
+#: Bytes of a compressed member decompressed per read.
+NPZ_READ_CHUNK_BYTES = 16 << 20
 
 
 def check_shape(shape: Sequence[int], source: object, what: str = "array",

@@ -34,7 +34,7 @@ import numpy as np
 
 from restcn_infer.datasets import LabelledSplit
 from restcn_infer.errors import DataError, LayoutError, RestcnError
-from restcn_infer.layouts import get_layout
+from restcn_infer.layouts import JointLayout
 from restcn_training.checkpoint import Checkpoint
 from restcn_training.data import load_training_data
 
@@ -53,7 +53,7 @@ class Run:
     per_class: list[float]  # accuracy per class, in ``classes`` order
     accuracy: float  # final validation accuracy
     target_joints: list[int]
-    layout: str
+    layout: JointLayout
     training: dict[str, Any]
 
 
@@ -150,7 +150,7 @@ def load_run(path: str | Path) -> Run:
     return Run(path=path, architecture=spec.architecture, classes=classes,
                per_class=[float(per_class[c]) for c in classes],
                accuracy=float(metrics["final_val_accuracy"]),
-               target_joints=list(spec.target_joints), layout=spec.input.layout.name,
+               target_joints=list(spec.target_joints), layout=spec.input.layout,
                training=dict(spec.training))
 
 
@@ -230,7 +230,7 @@ def compare_runs(a: str | Path, b: str | Path, target_joints: str | list[int] | 
         raise CompareError(f"{a} and {b} validate on different data "
                            f"({_split_of(ra)} vs {_split_of(rb)})")
     try:
-        layout = get_layout(rb.layout)
+        layout = rb.layout
         if target_joints is not None:
             joints = list(layout.resolve_joints(target_joints))
         else:

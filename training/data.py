@@ -39,12 +39,14 @@ class TrainingData:
 
 
 def load_training_data(path: str | Path, train_split: str, val_split: str,
-                       layout: str | None = None, *, holdout_fraction: float = 0.0,
+                       layout: str | JointLayout | None = None, *,
+                       holdout_fraction: float = 0.0,
                        holdout_match: str | None = None, holdout_seed: int = 0) -> TrainingData:
     """Open ``path`` and check both splits.
 
     Args:
-        layout: layout name overriding the one the data implies (meta.json or joint count).
+        layout: a layout (built-in name, layout ``.json`` file, or a layout) overriding the one
+            the data declares or implies (:func:`restcn_infer.datasets.open_dataset`).
         holdout_fraction, holdout_match, holdout_seed: validate on a holdout carved from the
             training split (:func:`restcn_infer.datasets.carve_holdout`) instead of
             ``val_split``, which is then not read at all.

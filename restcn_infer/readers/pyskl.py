@@ -4,7 +4,9 @@ Layout (the format big toolkits publish NTU/Kinetics skeletons in)::
 
     {"split": {split_name: [frame_dir, ...]},
      "annotations": [{"frame_dir": str, "label": int, "total_frames": int,
-                      "keypoint": float32 (M, T, V, 3), ...}]}
+                      "keypoint": float32 (M, T, V, 3), ...}],
+     "layout": {...}}   optional: the joint layout (JointLayout.to_dict), as
+                        restcn-build-dataset writes it; PYSKL's own tools ignore the key
 
 A pickle can run arbitrary code when loaded, so :class:`RestrictedUnpickler` admits only the
 globals needed to rebuild numpy arrays and dtypes (numpy 1 and numpy 2 module paths); anything
@@ -25,13 +27,14 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from restcn_infer.errors import SkeletonFormatError
+from restcn_infer.errors import LayoutError, SkeletonFormatError
+from restcn_infer.layouts import JointLayout
 from restcn_infer.limits import (
     MAX_PICKLE_ARRAY_ELEMENTS,
     MAX_SEQUENCE_ELEMENTS,
@@ -176,10 +179,12 @@ class Annotation:
 
 @dataclass(frozen=True)
 class PysklDataset:
-    """A whole PYSKL file: named splits of ``frame_dir`` names and their annotations."""
+    """A whole PYSKL file: named splits of ``frame_dir`` names and their annotations, and the
+    joint layout the file declares (its ``"layout"``; None: the file names none)."""
 
     splits: dict[str, list[str]]
     annotations: dict[str, Annotation]
+    layout: JointLayout | None = None
 
     def split(self, name: str) -> list[Annotation]:
         """The annotations of split ``name`` in file order; ValueError names the known splits."""
@@ -236,7 +241,25 @@ def read_pyskl(path: str | Path) -> PysklDataset:
                 f"e.g. {missing[0]!r}"
             )
         splits[str(name)] = [str(d) for d in dirs]
-    return PysklDataset(splits=splits, annotations=annotations)
+    layout = _declared_layout(doc, annotations.values(), path)
+    return PysklDataset(splits=splits, annotations=annotations, layout=layout)
+
+
+def _declared_layout(doc: dict, annotations: Iterable[Annotation],
+                     path: Path) -> JointLayout | None:
+    """The file's ``"layout"`` (checked, and against the annotations' joint count), or None."""
+    if "layout" not in doc:
+        return None
+    try:
+        layout = JointLayout.from_dict(doc["layout"], "field 'layout'")
+    except LayoutError as exc:
+        raise SkeletonFormatError(path, str(exc)) from None
+    joints = {a.keypoint.shape[2] for a in annotations}
+    if joints != {layout.num_joints}:
+        raise SkeletonFormatError(path, f"field 'layout' declares {layout.name} "
+                                        f"({layout.num_joints} joints), the keypoints have "
+                                        f"{sorted(joints)}")
+    return layout
 
 
 def read_pyskl_sequence(path: Path) -> np.ndarray:

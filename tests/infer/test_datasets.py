@@ -3,12 +3,15 @@ one kind of labelled data set; what would make one meaningless is refused."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from helpers import write_tiny_packed, write_tiny_pyskl
 from restcn_infer.datasets import open_dataset
 from restcn_infer.errors import DataError
+from restcn_infer.layouts import NTU25
 
 
 def write_npz(path, *, compressed: bool = False, classes: int = 3, d: int = 150, **override):
@@ -79,6 +82,33 @@ def test_an_npz_header_that_lies_about_its_size_is_refused(tmp_path):
         open_dataset(path)
 
 
+def test_a_compressed_npz_bomb_is_refused_before_it_expands(tmp_path):
+    """36 MB of zeros deflate to ~35 kB: the expansion a zip bomb has, not skeleton data."""
+    import tracemalloc
+
+    zeros = np.zeros((200, 300, 150), np.float32)
+    path, _ = write_npz(tmp_path / "bomb.npz", compressed=True, x_train=zeros, x_test=zeros[:2])
+    tracemalloc.start()
+    with pytest.raises(DataError, match=r"x_train.npy: .* expand .*-fold .* refusing a zip bomb"):
+        open_dataset(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20  # nothing of the claimed 36 MB was allocated
+
+
+def test_a_compressed_npz_member_beyond_the_size_limit_is_refused(tmp_path, monkeypatch):
+    import restcn_infer.datasets as datasets
+
+    path, x = write_npz(tmp_path / "big.npz", compressed=True)
+    monkeypatch.setattr(datasets, "MAX_NPZ_MEMBER_BYTES", x.nbytes - 1)
+    with pytest.raises(DataError, match=r"x_train.npy: expands to 36,000 bytes, more than the "
+                                        r"limit .* np.savez"):
+        open_dataset(path)
+    monkeypatch.setattr(datasets, "NPZ_READ_CHUNK_BYTES", 1000)  # many chunks: the same data
+    monkeypatch.setattr(datasets, "MAX_NPZ_MEMBER_BYTES", x.nbytes)
+    np.testing.assert_array_equal(open_dataset(path).split("train").x, x)
+
+
 def test_pyskl_labels_beyond_the_label_map_are_refused(tmp_path):
     path = write_tiny_pyskl(tmp_path / "tiny.pkl")  # labels 0..2
     (tmp_path / "label_map.txt").write_text("only\ntwo\n")
@@ -132,3 +162,42 @@ def test_holdout_by_name_pattern(shared_data):
         carve_holdout(split, match="_v03$")
     with pytest.raises(DataError, match="holdout pattern"):
         carve_holdout(split, match="(unclosed")
+
+
+def with_layout(path, layout):
+    """Rewrite the PYSKL pickle at ``path`` with a top-level ``"layout"`` (restcn-build-dataset's
+    key)."""
+    import pickle
+
+    doc = pickle.loads(path.read_bytes())
+    doc["layout"] = layout
+    path.write_bytes(pickle.dumps(doc))
+    return path
+
+
+def test_a_pickle_declares_its_layout(tmp_path):
+    from restcn_infer.layouts import OPENPOSE25, JointLayout
+
+    path = write_tiny_pyskl(tmp_path / "op.pkl", joints=25)
+    assert open_dataset(path).layout.name == "ntu25"  # guessed from 25 joints
+    assert open_dataset(with_layout(path, OPENPOSE25.to_dict())).layout is OPENPOSE25
+    mine = {"name": "mine", "joints": [f"j{i}" for i in range(25)],
+            "bones": [[i, i - 1] for i in range(1, 25)], "groups": {"hands": [3, 4]}}
+    data = open_dataset(with_layout(path, mine))
+    assert data.layout == JointLayout.from_dict(mine) and data.layout.groups["hands"] == (3, 4)
+    layout_file = tmp_path / "other.json"
+    layout_file.write_text(json.dumps({**mine, "name": "other"}))
+    assert open_dataset(path, str(layout_file)).layout.name == "other"  # the caller's wins
+
+
+@pytest.mark.parametrize("layout, match", [
+    ({"name": "mine", "joints": ["a", "b"], "bones": [[1, 0]]},
+     "declares mine \\(2 joints\\), the keypoints have \\[25\\]"),
+    ({"name": "mine", "joints": ["a"] * 25}, "field 'layout' field 'joints' repeats"),
+    ("openpose25", "field 'layout' must be a JSON object"),
+    ({**NTU25.to_dict(), "groups": {}}, "'ntu25' is a built-in layout with other joints"),
+])
+def test_a_bad_declared_layout_is_refused(tmp_path, layout, match):
+    path = with_layout(write_tiny_pyskl(tmp_path / "bad.pkl", joints=25), layout)
+    with pytest.raises(DataError, match=match):
+        open_dataset(path)
