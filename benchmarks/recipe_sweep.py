@@ -58,7 +58,6 @@ VARIANTS = {  # name: restcn-train options on top of the defaults (EPOCHS: scale
     "l2-d3-roll": ["EPOCHS", "2", "--dropout", "0.3", "--roll", "10"],
     "l2-d3-rot90": ["EPOCHS", "2", "--dropout", "0.3", "--rotate", "90"],
     "l3-d3": ["EPOCHS", "3", "--dropout", "0.3"],
-    "l2-d3-roll-rot90": ["EPOCHS", "2", "--dropout", "0.3", "--roll", "10", "--rotate", "90"],
 }
 #: The recipe chosen on the holdouts (second sweep, README "Results"), and its four modalities:
 #: the members of the ensemble.
