@@ -1,20 +1,26 @@
-"""Does the targeted refinement help? Res-TCN vs MS-Res-TCN (hands), same recipe, 3 seeds each.
+"""Does the fix the diagnosis suggests help? The paper's loop, run for real, 3 seeds per arm.
 
-    python benchmarks/fix_experiment.py [--epochs N] [--seeds 0,1,2] [--out runs/fix]
-                                        [--parallel N --lock '']   # e.g. on a GPU machine
+    python benchmarks/fix_experiment.py [--train-args RECIPE] [--seeds 0,1,2] [--out runs/fix]
+        [--diagnosis utd_mhad=diag/utd/diagnosis.json --diagnosis nw_ucla=...]
+        [--parallel N --lock '']   # e.g. on a GPU machine
 
-Trains, one run at a time and each under ``flock /tmp/restcn-cpu.lock`` (``--parallel`` runs
-several at once, ``--lock ''`` drops the lock), with restcn-train's default recipe
-(``--epochs`` may be cut and ``--train-args`` added, always for both models
-alike)::
+Per dataset (UTD-MHAD xsub_train / xsub_val; NW-UCLA train / val, cross-view), the same recipe
+(restcn-train's defaults plus ``--train-args``, for every arm alike) trains up to three arms::
 
-    <out>/<dataset>/<model>/seed<k>/   (checkpoint.pt, metrics.json, history.csv, train.log)
+    res-tcn               the baseline
+    ms-res-tcn-hands      MS-Res-TCN with the paper's choice, --target-joints hands
+    ms-res-tcn-diagnosed  MS-Res-TCN with --target-joints DIAGNOSIS.json: the joints that
+                          ``restcn-diagnose report`` suggested for the baseline, diagnosed on
+                          a holdout of the training split (never on the val split reported here).
+                          Left out when that diagnosis suggests nothing ("nothing stands out").
 
-on UTD-MHAD (xsub_train / xsub_val; many hand actions) and NW-UCLA (train / val, cross-view).
-Finished runs are skipped and interrupted ones resumed, so the script can be rerun at will.
-Then it prints the final validation accuracy, mean ± std over seeds, per (dataset, model),
-and per dataset the per-class table (mean over seeds) of ``restcn-diagnose compare`` with the
-hand classes marked, and writes ``<out>/summary.json``.
+into ``<out>/<dataset>/<arm>/seed<k>/`` (checkpoint.pt, metrics.json, train.log), one run at a
+time under ``flock /tmp/restcn-cpu.lock`` unless ``--parallel``/``--lock ''``. Finished runs are
+skipped and interrupted ones resumed, so the script can be rerun at will (and a baseline trained
+elsewhere with the same command may be linked in). It prints the final validation accuracy,
+mean ± std over seeds, per (dataset, arm), then ``restcn-diagnose compare`` of each MS-Res-TCN arm
+against the baseline (per class, mean over seeds, classes the targeted joints carry marked), and
+writes ``<out>/summary.json``.
 """
 
 from __future__ import annotations
@@ -37,16 +43,32 @@ DATASETS = {  # name: (pickle, train split, val split)
     "utd_mhad": (DATA / "utd_mhad" / "utd_mhad.pkl", "xsub_train", "xsub_val"),
     "nw_ucla": (DATA / "nw_ucla" / "nw_ucla.pkl", "train", "val"),
 }
-MODELS = ("res-tcn", "ms-res-tcn")  # ms-res-tcn: restcn-train's default targets, "hands"
+BASELINE = "res-tcn"
+ARMS = ("res-tcn", "ms-res-tcn-hands", "ms-res-tcn-diagnosed")
 LOCK = "/tmp/restcn-cpu.lock"
 
 
-def train_command(dataset: str, model: str, seed: int, out: Path, epochs: int | None,
+def arm_options(arm: str, diagnosis: Path | None) -> list[str] | None:
+    """restcn-train options of ``arm``; None when the arm does not apply (no suggestion)."""
+    if arm == "res-tcn":
+        return ["--model", "res-tcn"]
+    if arm == "ms-res-tcn-hands":
+        return ["--model", "ms-res-tcn", "--target-joints", "hands"]
+    if diagnosis is None:
+        return None
+    suggestion = json.loads(diagnosis.read_text())["suggested_target_joints"]
+    if not suggestion["joints"]:
+        return None
+    return ["--model", "ms-res-tcn", "--target-joints", str(diagnosis)]
+
+
+def train_command(dataset: str, seed: int, out: Path, epochs: int | None,
                   extra: list[str], lock: str = LOCK) -> list[str]:
+    """The restcn-train command of one run; ``extra`` holds the model and recipe options."""
     data, train_split, val_split = DATASETS[dataset]
     cmd = (["flock", lock] if lock else []) + ["restcn-train", "--data", str(data),
                                                "--train-split", train_split,
-           "--val-split", val_split, "--model", model, "--seed", str(seed), "--out", str(out)]
+           "--val-split", val_split, "--seed", str(seed), "--out", str(out)]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
     cmd += extra
@@ -60,12 +82,14 @@ def run_all(args: argparse.Namespace) -> None:
     todo = []
     for seed in args.seeds:
         for dataset in args.datasets:
-            for model in MODELS:
-                out = args.out / dataset / model / f"seed{seed}"
-                if (out / "metrics.json").exists():
+            for arm in ARMS:
+                options = arm_options(arm, args.diagnosis.get(dataset))
+                out = args.out / dataset / arm / f"seed{seed}"
+                if options is None or (out / "metrics.json").exists():
                     continue
-                todo.append((train_command(dataset, model, seed, out, args.epochs,
-                                           shlex.split(args.train_args), args.lock), out))
+                todo.append((train_command(dataset, seed, out, args.epochs,
+                                           options + shlex.split(args.train_args), args.lock),
+                             out))
     if args.dry_run:
         for cmd, _ in todo:
             print("$", shlex.join(cmd))
@@ -108,29 +132,32 @@ def run_one(cmd: list[str], out: Path) -> Path | None:
 def summarise(args: argparse.Namespace) -> dict:
     summary: dict = {}
     print(f"\nfinal validation accuracy, mean ± std over seeds ({args.out})")
-    print(f"{'dataset':10} {'model':11} {'runs':>4} {'mean':>7} {'std':>7}  per seed")
+    print(f"{'dataset':10} {'arm':21} {'runs':>4} {'mean':>7} {'std':>7}  per seed")
     for dataset in args.datasets:
         summary[dataset] = {}
-        for model in MODELS:
-            runs = sorted((args.out / dataset / model).glob("seed*/metrics.json"))
+        for arm in ARMS:
+            runs = sorted((args.out / dataset / arm).glob("seed*/metrics.json"))
             accs = [json.loads(p.read_text())["final_val_accuracy"] for p in runs]
             if not accs:
                 continue
             std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            summary[dataset][model] = {"mean": statistics.fmean(accs), "std": std,
-                                       "accuracies": accs, "runs": [str(p.parent) for p in runs]}
-            print(f"{dataset:10} {model:11} {len(accs):4d} {statistics.fmean(accs):7.4f} "
+            summary[dataset][arm] = {"mean": statistics.fmean(accs), "std": std,
+                                     "accuracies": accs, "runs": [str(p.parent) for p in runs]}
+            print(f"{dataset:10} {arm:21} {len(accs):4d} {statistics.fmean(accs):7.4f} "
                   f"{std:7.4f}  " + " ".join(f"{a:.4f}" for a in accs))
-    for dataset in args.datasets:
-        if len(summary[dataset]) < 2:
-            continue
-        from restcn_cli.diagnose_compare import compare  # renders the table
+    from restcn_cli.diagnose_compare import compare  # renders the table
 
-        print(f"\n{dataset}: per-class accuracy, mean over seeds "
-              f"(* = the hands carry more of the class's motion than the split's median)")
-        a, b = args.out / dataset / MODELS[0], args.out / dataset / MODELS[1]
-        compare(a, b, target_joints=None, data=None, as_json=False)
-        summary[dataset]["compare"] = compare_runs(a, b).to_json()
+    for dataset in args.datasets:
+        for arm in ARMS[1:]:
+            if arm not in summary[dataset] or BASELINE not in summary[dataset]:
+                continue
+            print(f"\n{dataset}: {arm} against {BASELINE}, per class, mean over seeds "
+                  f"(* = the targeted joints carry more of the class's motion than the split's "
+                  f"median)")
+            a, b = args.out / dataset / BASELINE, args.out / dataset / arm
+            compare(a, b, target_joints=None, data=None, as_json=False)
+            summary[dataset][f"compare_{arm}"] = compare_runs(a, b).to_json()
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -149,10 +176,17 @@ def main() -> None:
     parser.add_argument("--lock", default=LOCK,
                         help="flock file around each run, so CPU benchmarks don't overlap "
                         "('' for none)")
+    parser.add_argument("--diagnosis", action="append", default=[], metavar="DATASET=JSON",
+                        help="the baseline's diagnosis.json for DATASET (its holdout): adds the "
+                        "ms-res-tcn-diagnosed arm")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument("--summary-only", action="store_true", help="train nothing")
     args = parser.parse_args()
-    unknown = set(args.datasets) - set(DATASETS)
+    try:
+        args.diagnosis = {k: Path(v) for k, v in (item.split("=", 1) for item in args.diagnosis)}
+    except ValueError:
+        parser.error("--diagnosis takes DATASET=PATH")
+    unknown = (set(args.datasets) | set(args.diagnosis)) - set(DATASETS)
     if unknown:
         parser.error(f"unknown datasets {sorted(unknown)}; expected {sorted(DATASETS)}")
     if not args.summary_only:

@@ -73,7 +73,8 @@ def variant_command(dataset: str, variant: str, seed: int, out: Path, extra: lis
     if options[:1] == ["EPOCHS"]:
         epochs, options = round(epochs * float(options[1])), options[2:]
     holdout = [] if final else SELECTION[dataset]
-    return train_command(dataset, "res-tcn", seed, out, epochs, options + holdout + extra, lock)
+    return train_command(dataset, seed, out, epochs,
+                         ["--model", "res-tcn", *options, *holdout, *extra], lock)
 
 
 def summarise(args: argparse.Namespace) -> dict:
@@ -96,6 +97,7 @@ def summarise(args: argparse.Namespace) -> dict:
                 "train_seconds": statistics.fmean(secs)}
             cells.append(f"{statistics.fmean(accs):.4f} ± {std:.4f} (n={len(accs)})".rjust(24))
         print(f"{variant:10} " + " ".join(cells))
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
