@@ -55,6 +55,11 @@ def conv1d_as_conv2d(proto: onnx.ModelProto) -> int:
         ]
         count += 1
     graph.initializer.extend(added)
+    # Shapes the exporter recorded for the weights made 4-D above are stale now.
+    rewritten = {node.input[1] for node in nodes if node.op_type == "Conv"}
+    info = [v for v in graph.value_info if v.name not in rewritten]
+    del graph.value_info[:]
+    graph.value_info.extend(info)
     if count:
         graph.initializer.append(numpy_helper.from_array(np.array([2], np.int64), _HEIGHT_AXIS))
         del graph.node[:]
