@@ -35,7 +35,14 @@ def export(
     no_decoder: Annotated[bool, typer.Option(
         "--no-decoder", help="Export without the Feature Map Decoder head.")] = False,
     precision: Annotated[Precision, typer.Option(
-        help="fp32, or fp16 weight storage (half the file, float32 compute).")] = Precision("fp32"),
+        help="fp32; fp16 weight storage (half the file, float32 compute); int8 (onnxruntime "
+             "static quantization, calibrated) or bf16 (OpenVINO bf16 compute), each written only "
+             "within 0.5 accuracy points of fp32.")] = Precision("fp32"),
+    calibration: Annotated[Optional[Path], typer.Option(
+        help="int8/bf16: the data set to calibrate and validate on (default: the checkpoint's "
+             "own training data).")] = None,
+    calibration_split: Annotated[Optional[str], typer.Option(
+        help="int8/bf16: its split (default: the run's training split, else 'train').")] = None,
     check_data: Annotated[Optional[Path], typer.Option(
         help="Real input for the parity check: a skeleton file or a data set.")] = None,
     ensemble: Annotated[bool, typer.Option(
@@ -85,9 +92,17 @@ def export(
         source = (ensemble_checkpoint(checkpoints, member_weights, fusion.value) if ensemble
                   else checkpoints[0])
         report = export_onnx(source, out, opset=opset, decoder_layers=layers,
-                             precision=precision.value, check_data=check_data)
+                             precision=precision.value, check_data=check_data,
+                             calibration=calibration, calibration_split=calibration_split)
     for name, diff in report.max_abs_diff.items():
         console.print(f"parity {name:>12}: max abs diff {diff:.3g}")
+    if report.gate is not None:
+        calib = report.metadata.export["calibration"]
+        accuracy = report.gate["accuracy"]
+        console.print(f"accuracy fp32 {accuracy['fp32']:.4f}, {report.precision} "
+                      f"{accuracy[report.precision]:.4f} on {calib['validation_sequences']} "
+                      f"sequences ({calib['validation']}); calibrated on {calib['windows']} "
+                      f"windows of {calib['data']} split {calib['split']}", soft_wrap=True)
     layers_text = ",".join(map(str, report.decoder_layers)) or "none"
     console.print(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, {report.precision}, "
                   f"opset {report.opset}, {report.exporter} exporter, "

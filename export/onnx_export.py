@@ -31,10 +31,13 @@ import torch
 from torch import nn
 
 from restcn_export.errors import ExportError
+from restcn_export.low_precision import GATED_PRECISIONS
 from restcn_export.parity import PARITY_TOLERANCE, check_inputs, write_checked
+from restcn_export.passes.bn_as_conv import batchnorm_as_depthwise_conv
 from restcn_export.passes.conv_layout import conv1d_as_conv2d
 from restcn_export.passes.decoder_gate import gate_decoder
 from restcn_export.passes.fp16_storage import round_to_fp16, store_fp16
+from restcn_export.passes.trunk_layout import trunk_in_4d
 from restcn_infer.atomic import atomic_path
 from restcn_infer.errors import ModelError
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata
@@ -46,7 +49,8 @@ from restcn_training.network import SkeletonNetwork
 
 DEFAULT_OPSET = 18
 DEFAULT_DECODER_LAYERS = (1, 4, 7, 10)
-PRECISIONS = ("fp32", "fp16")
+#: fp16: float16 weight storage, float32 compute; int8 and bf16: gated (:mod:`.low_precision`).
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 
 __all__ = ["DEFAULT_DECODER_LAYERS", "PARITY_TOLERANCE", "PRECISIONS", "ExportError",
            "ExportReport", "export_onnx"]
@@ -71,6 +75,8 @@ class ExportReport:
     decoder_layers: tuple[int, ...]
     max_abs_diff: dict[str, float]
     metadata: ModelMetadata
+    #: int8/bf16: what the accuracy gate measured (:func:`restcn_export.precision_gate.gate`).
+    gate: dict[str, Any] | None = None
 
 
 #: The graph's outputs with a decoder head, in order (``DIAGNOSIS_OUTPUTS`` are gated).
@@ -137,6 +143,8 @@ def export_onnx(
     decoder_layers: Sequence[int] | None = None,
     precision: str = "fp32",
     check_data: str | os.PathLike[str] | None = None,
+    calibration: str | os.PathLike[str] | None = None,
+    calibration_split: str | None = None,
 ) -> ExportReport:
     """Export a restcn checkpoint to ONNX, check it, and write it atomically.
 
@@ -147,8 +155,13 @@ def export_onnx(
         opset: ONNX opset of the graph.
         decoder_layers: layers of the ``decoded`` output; ``None``: 1,4,7,10 when the decoder
             is available; empty: no decoder head.
-        precision: ``fp32`` or ``fp16`` (float16 weight storage, float32 compute).
+        precision: ``fp32``, ``fp16`` (float16 weight storage, float32 compute), ``int8``
+            (onnxruntime static quantization) or ``bf16`` (OpenVINO bf16 compute), the last two
+            gated on accuracy (:mod:`restcn_export.low_precision`).
         check_data: optional real sequence(s) for the parity check (see :func:`check_inputs`).
+        calibration, calibration_split: int8/bf16: the data set (and split) to calibrate and
+            validate on; default: the checkpoint's own training data
+            (:func:`restcn_export.calibration.gate_data`).
 
     Raises:
         ExportError: unknown precision, a decoder that cannot be built, a failed
@@ -160,6 +173,11 @@ def export_onnx(
     out_path = check_output_path(out_path)
     ckpt = (checkpoint_path if isinstance(checkpoint_path, Checkpoint)
             else Checkpoint.load(checkpoint_path))
+    gate_data = None
+    if precision in GATED_PRECISIONS:  # a missing calibration set fails before the export work
+        from restcn_export.calibration import gate_data as make_gate_data
+
+        gate_data = make_gate_data(ckpt.spec, calibration, calibration_split)
     model = ckpt.build_model()
     if precision == "fp16":
         round_to_fp16(model)
@@ -177,27 +195,51 @@ def export_onnx(
     if decoder is not None:
         gate_decoder(proto, DIAGNOSIS_OUTPUTS)
     conv1d_as_conv2d(proto)
+    trunk_in_4d(proto)
+    if precision == "int8":
+        batchnorm_as_depthwise_conv(proto)
     if precision == "fp16":
         store_fp16(proto)
-    # The weights digest (restcn_infer.model_digest): everything but metadata_props, hashed as
-    # stored, so the runtime refuses a file whose graph or weights changed after export.
+    meta = seal(proto, meta)
+
+    facts = None
+    with atomic_path(out_path) as tmp:
+        diffs = write_checked(proto, tmp, wrapper, inputs)
+        if gate_data is not None:  # the checked float32 graph, lowered and gated
+            import onnx
+
+            from restcn_export.low_precision import lower_precision
+
+            proto, meta, facts = lower_precision(tmp, precision, meta, gate_data)
+            meta = seal(proto, meta)
+            onnx.save_model(proto, str(tmp))
+    return ExportReport(path=out_path, size_bytes=out_path.stat().st_size, opset=opset,
+                        precision=precision, exporter=export_info["exporter"],
+                        decoder_layers=layers,
+                        max_abs_diff=diffs, metadata=meta, gate=facts)
+
+
+def seal(proto, meta: ModelMetadata) -> ModelMetadata:
+    """Store ``meta`` in ``proto`` with the weights digest (:mod:`restcn_infer.model_digest`:
+    everything but ``metadata_props``, hashed as stored, so the runtime refuses a file whose
+    graph or weights changed after export) and run ``onnx.checker``; returns the sealed
+    metadata.
+
+    Raises:
+        ExportError: the graph fails ``onnx.checker``.
+    """
+    import onnx
+
     del proto.metadata_props[:]
     meta = dataclasses.replace(meta, export={**meta.export,
                                              DIGEST_KEY: weights_digest(proto.SerializeToString())})
     _set_metadata(proto, meta)
-    import onnx
-
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"exported graph fails onnx.checker: {exc}") from exc
+    return meta
 
-    with atomic_path(out_path) as tmp:
-        diffs = write_checked(proto, tmp, wrapper, inputs)
-    return ExportReport(path=out_path, size_bytes=out_path.stat().st_size, opset=opset,
-                        precision=precision, exporter=export_info["exporter"],
-                        decoder_layers=layers,
-                        max_abs_diff=diffs, metadata=meta)
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:

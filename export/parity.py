@@ -89,3 +89,11 @@ def write_checked(proto, path: Path, wrapper: nn.Module,
         raise ExportError(f"onnxruntime disagrees with torch on {worst} input: max abs diff "
                           f"{diffs[worst]:.3g} > {PARITY_TOLERANCE:g}; nothing written")
     return diffs
+
+
+def relative_rms(got: np.ndarray, want: np.ndarray, center: np.ndarray | float = 0.0) -> float:
+    """``rms(got - want) / rms(want - center)``: the error of a lower-precision output relative
+    to the float32 output's own size (around ``center``, e.g. the mean skeleton). NaN-safe: a
+    NaN anywhere gives NaN, which every ``<=`` tolerance check refuses."""
+    scale = float(np.sqrt(np.mean((np.asarray(want, np.float64) - center) ** 2)))
+    return float(np.sqrt(np.mean((np.asarray(got, np.float64) - want) ** 2))) / max(scale, 1e-12)
