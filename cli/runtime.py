@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from restcn_cli.common import choice, domain_errors, print_note, print_warning
+from restcn_infer.backends import RUNTIME_DEVICES as DEVICES
 from restcn_infer.input_options import UNITS, InputOptions
 from restcn_infer.layouts import BUILTIN_LAYOUTS
 from restcn_infer.models import BUNDLED_MODELS, DEFAULT_MODEL
-from restcn_infer.session import DEVICES
 
 if TYPE_CHECKING:
     from restcn_infer.classifier import Classifier
@@ -30,7 +30,10 @@ ModelOption = Annotated[Optional[Path], typer.Option(
     "--model", "-m", help="An .onnx model written by restcn-export, or a bundled NW-UCLA model "
     f"by name: {', '.join(BUNDLED_MODELS)} (default: {DEFAULT_MODEL}).", dir_okay=True)]
 DeviceOption = Annotated[Device, typer.Option(
-    help="auto: CUDA when onnxruntime can start it, else CPU; cuda: require CUDA; cpu: CPU only.")]
+    help="auto: CUDA when onnxruntime can start it, else CPU (OpenVINO for a bf16 model on a CPU "
+    "with native bf16); cuda: require CUDA; cpu: CPU only; tensorrt: TensorRT fp16 (engines "
+    "cached), else CUDA, else CPU; openvino: the OpenVINO runtime (pip install "
+    "'restcn[openvino]').")]
 ThreadsOption = Annotated[Optional[int], typer.Option(
     min=1, help="onnxruntime intra-op threads (default: one per physical core).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

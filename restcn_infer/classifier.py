@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restcn_infer.backends import create_session
 from restcn_infer.errors import ModelError, SkeletonFormatError
 from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import JointLayout
@@ -45,7 +46,6 @@ from restcn_infer.models import BUNDLED_MODELS, resolve_model
 from restcn_infer.plausibility import InputChecker, Verdict
 from restcn_infer.readers import load_sequence
 from restcn_infer.readers.arrays import check_sequence
-from restcn_infer.session import create_session
 from restcn_infer.spec import ModelSpec
 
 log = logging.getLogger("restcn_infer")
@@ -127,7 +127,8 @@ class Classifier:
     Args:
         model: an ``.onnx`` file written by ``restcn-export``, or the name of a bundled model
             (``res-tcn``, ``ms-res-tcn``); ``None``: the default bundled model.
-        device: ``auto`` (CUDA, else CPU with one logged line), ``cuda`` or ``cpu``.
+        device: ``auto`` (CUDA, else CPU with one logged line), ``cuda``, ``cpu``,
+            ``tensorrt`` or ``openvino`` (:mod:`restcn_infer.backends`).
         threads: onnxruntime intra-op threads; ``None``: one per physical core.
         options: how to read inputs (layout, units, axis flip, accept implausible input).
 
