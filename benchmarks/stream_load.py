@@ -14,12 +14,16 @@ Modes, in the same run on the same model and machine:
     batched     one session call per poll for every due window of every stream (max_batch 256)
     unbatched   the naive per-stream loop: one session call per due window (max_batch 1)
 
-each without and with ``--decode`` (the decoded skeletons of every window are returned too).
+each without and with ``--decode`` (the decoded skeletons of every window are returned too,
+and every decision is rendered as its JSON line, as ``restcn-infer stream`` writes it), for each
+``--precisions`` model: ``fp32`` (onnxruntime), ``int8`` (onnxruntime, the export's quantized
+graph) and ``bf16`` (the fp32 graph on OpenVINO's bf16 arithmetic, ``--device openvino``).
 The model is a random-weight Res-TCN of the bundled model's size (kinect20, 1 body, D=60,
 window 64, 10 classes, decoder layers 1,4,7,10); ``--ntu`` uses the paper's NTU size instead
 (ntu25, 2 bodies, D=150, window 300, 60 classes). Weights do not change the cost.
 
-    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py            # ~2 min
+    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py            # ~10 min
+    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --precisions int8 --no-decode
     flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --ntu --hop 30
 """
 
@@ -32,12 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from low_precision_models import lowered_model
 
 from restcn_infer.classifier import Classifier
+from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import KINECT20, NTU25
+from restcn_infer.stream_protocol import render_decision
 from restcn_infer.streaming import StreamClassifier
 
 FPS = 30.0
+#: The runtime device of each precision's model.
+DEVICES = {"fp32": "cpu", "int8": "cpu", "bf16": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class CountingClassifier:
 
     def __init__(self, inner: Classifier) -> None:
         self.inner, self.metadata, self.calls, self.windows = inner, inner.metadata, 0, 0
+        self.spec, self.options, self.providers = inner.spec, inner.options, inner.providers
         self.prepare, self.predict = inner.prepare, inner.predict
 
     def run(self, batch, *, decode=False):
@@ -99,6 +109,7 @@ def run_trial(classifier: Classifier, n: int, *, batched: bool, decode: bool, ho
     offsets = np.arange(n) * (hop / FPS) / n  # (n,) start of each stream, spread over a hop
     pushed = np.zeros(n, dtype=np.int64)  # frames pushed per stream
     bank_frames = bank.shape[1]
+    layers = list(classifier.metadata.decoder_layers)
     end = warmup + seconds
     latencies: list[float] = []
     decided: dict[int, list[int]] = {}  # stream -> frame counts decided in the measured part
@@ -115,6 +126,9 @@ def run_trial(classifier: Classifier, n: int, *, batched: bool, decode: bool, ho
                 sc.push(i, frames[k % bank_frames])
             pushed[i] = arrived[i]
         decisions = sc.poll()
+        if decode:  # the output a client gets: one JSON line per decision
+            for d in decisions:
+                render_decision(d, stream=str(d.stream), decoder_layers=layers)
         done = time.perf_counter() - t0
         for d in decisions:
             arrival = offsets[d.stream] + (d.frame - 1) / FPS
@@ -193,24 +207,36 @@ def main() -> None:
     parser.add_argument("--retries", type=int, default=1, help="reruns of a missed trial")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--no-decode", action="store_true", help="skip the --decode modes")
+    parser.add_argument("--precisions", nargs="+", default=list(DEVICES), choices=list(DEVICES))
     args = parser.parse_args()
 
+    classifiers = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or export_model(Path(tmp), args.ntu)
-        classifier = Classifier(model, device="cpu", threads=args.threads)
-    meta = classifier.metadata
-    bank = motion_bank(64, 2 * meta.window, meta.bodies, meta.joint_layout.num_joints)
-    print(f"model: {meta.layout}, {meta.bodies} body, D={meta.D}, window {meta.window}, "
-          f"{meta.num_classes} classes; hop {args.hop} at {FPS:.0f} fps "
-          f"({FPS / args.hop:.2f} decisions/s per stream); p99 SLO {args.slo_ms:.0f} ms")
+        for precision in args.precisions:
+            path = (model if precision == "fp32"
+                    else lowered_model(Path(model), precision, Path(tmp) / f"{precision}.onnx"))
+            # Random motion is no body: the plausibility check runs, and lets it through.
+            classifiers[precision] = Classifier(path, device=DEVICES[precision],
+                                                threads=args.threads,
+                                                options=InputOptions(accept_implausible=True))
+    spec = next(iter(classifiers.values())).spec
+    bank = motion_bank(64, 2 * spec.input.window, spec.input.bodies, spec.input.num_joints)
+    print(f"model: {spec.input.layout.name}, {spec.input.bodies} body, D={spec.input.D}, "
+          f"window {spec.input.window}, {spec.num_classes} classes; hop {args.hop} at "
+          f"{FPS:.0f} fps ({FPS / args.hop:.2f} decisions/s per stream); p99 SLO "
+          f"{args.slo_ms:.0f} ms; precisions {', '.join(args.precisions)}")
 
     rows = []
-    for decode in (False, True)[: 1 if args.no_decode else 2]:
-        for batched in (False, True):
-            name = ("batched" if batched else "unbatched") + (" + decode" if decode else "")
-            print(f"  {name}:", flush=True)
-            best, _ = sustained(classifier, batched=batched, decode=decode, args=args, bank=bank)
-            rows.append((name, best))
+    for precision, classifier in classifiers.items():
+        for decode in (False, True)[: 1 if args.no_decode else 2]:
+            for batched in (False, True):
+                name = (f"{precision} " + ("batched" if batched else "unbatched")
+                        + (" + decode" if decode else ""))
+                print(f"  {name} ({classifier.providers[0]}):", flush=True)
+                best, _ = sustained(classifier, batched=batched, decode=decode, args=args,
+                                    bank=bank)
+                rows.append((name, best))
 
     print("\n| mode | streams sustained | decisions/s | p50 ms | p99 ms | mean batch |")
     print("|---|---|---|---|---|---|")
@@ -225,6 +251,12 @@ def main() -> None:
         if base and fast:
             print(f"{rows[i + 1][0]}: {fast.streams / base.streams:.2f}x the streams of "
                   f"{rows[i][0]}")
+    by_name = dict(rows)
+    for name, best in rows:  # each precision against fp32 in the same mode
+        mode = name.split(" ", 1)[1]
+        base = by_name.get(f"fp32 {mode}")
+        if not name.startswith("fp32") and best and base:
+            print(f"{name}: {best.streams / base.streams:.2f}x the streams of fp32 {mode}")
 
 
 if __name__ == "__main__":
