@@ -14,6 +14,12 @@ the cost, so calibration uses random windows) runs as
     bf16 OpenVINO    the fp32 graph on OpenVINO with bf16 arithmetic (restcn-export's bf16)
     int8 OpenVINO    the int8 graph on OpenVINO
 
+and with ``--gpu`` (``scripts/cuda_checks.sh``) instead
+
+    fp32 CUDA        the fp32 graph on onnxruntime's CUDA provider (the baseline)
+    TensorRT fp16    the fp32 graph on its TensorRT provider, float16 kernels, engines cached
+    int8 TensorRT    the int8 graph on TensorRT
+
 logits only (the decoder head skipped), at each batch size, in rotating blocks so a shared
 machine's load hits all alike. Prints median latency, sequences/s and the ratio to fp32 (all
 measured in the same run), then where each onnxruntime graph's time goes (profile by operator
@@ -50,6 +56,7 @@ from restcn_training.checkpoint import Checkpoint
 
 VARIANTS = ("eager", "fp32 per-conv", "fp32", "int8 naive", "int8 4-D", "int8 spinning", "int8",
             "bf16 OpenVINO", "int8 OpenVINO")
+GPU_VARIANTS = ("fp32 CUDA", "TensorRT fp16", "int8 TensorRT")
 BASELINE = "fp32"
 
 
@@ -148,7 +155,16 @@ def runners(graphs: dict[str, Path], ckpt: Path, threads: int | None,
     out: dict[str, Callable[[np.ndarray], object]] = {}
     decode_off = np.array(False)
     for name in wanted:
-        if name == "eager":
+        if name in GPU_VARIANTS:
+            from restcn_infer.backends import create_session
+
+            device = "cuda" if name == "fp32 CUDA" else "tensorrt"
+            session = create_session(graphs["int8" if name.startswith("int8") else "fp32"],
+                                     device=device, threads=threads)
+            print(f"{name}: providers {session.get_providers()}")
+            out[name] = (lambda x, s=session: s.run(["logits"],
+                                                    {"skeleton": x, "decode": decode_off}))
+        elif name == "eager":
             model = Checkpoint.load(ckpt).build_model()
 
             def eager(x, model=model):
@@ -181,8 +197,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="blocks per variant")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime/OpenVINO threads (default: one per physical core)")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=None,
+                        choices=VARIANTS + GPU_VARIANTS)
+    parser.add_argument("--gpu", action="store_true", help="the GPU variants (CUDA, TensorRT)")
     args = parser.parse_args()
+    global BASELINE
+    if args.gpu:
+        BASELINE = "fp32 CUDA"
+    args.variants = args.variants or list(GPU_VARIANTS if args.gpu else VARIANTS)
     if BASELINE not in args.variants:
         args.variants.insert(0, BASELINE)
 
@@ -211,7 +233,7 @@ def main() -> None:
         x = np.random.default_rng(0).normal(size=(16, WINDOW, D)).astype(np.float32)
         print("\nkernel time by operator (onnxruntime, batch 16):")
         for name, path in graphs.items():
-            if name in fns:
+            if name in fns and not args.gpu:
                 shares = profile_ops(path, x, args.threads)
                 print(f"  {name}: " + ", ".join(f"{op} {s:.1f}%" for op, s in shares[:7]))
 

@@ -16,14 +16,16 @@ Modes, in the same run on the same model and machine:
 
 each without and with ``--decode`` (the decoded skeletons of every window are returned too,
 and every decision is rendered as its JSON line, as ``restcn-infer stream`` writes it), for each
-``--precisions`` model: ``fp32`` (onnxruntime), ``int8`` (onnxruntime, the export's quantized
-graph) and ``bf16`` (the fp32 graph on OpenVINO's bf16 arithmetic, ``--device openvino``).
+``--models`` entry ``PRECISION@DEVICE``: by default ``fp32@cpu``, ``int8@cpu`` (the export's
+quantized graph) and ``bf16@openvino`` (the fp32 graph on OpenVINO's bf16 arithmetic); on a GPU
+(``scripts/cuda_checks.sh``) ``fp32@cuda fp32@tensorrt int8@tensorrt``. The frames are pushed by
+one Python loop, which bounds what one process can feed (about 10 us per frame).
 The model is a random-weight Res-TCN of the bundled model's size (kinect20, 1 body, D=60,
 window 64, 10 classes, decoder layers 1,4,7,10); ``--ntu`` uses the paper's NTU size instead
 (ntu25, 2 bodies, D=150, window 300, 60 classes). Weights do not change the cost.
 
     flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py            # ~10 min
-    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --precisions int8 --no-decode
+    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --models int8@cpu --no-decode
     flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --ntu --hop 30
 """
 
@@ -45,8 +47,8 @@ from restcn_infer.stream_protocol import render_decision
 from restcn_infer.streaming import StreamClassifier
 
 FPS = 30.0
-#: The runtime device of each precision's model.
-DEVICES = {"fp32": "cpu", "int8": "cpu", "bf16": "openvino"}
+#: ``PRECISION@DEVICE`` of the models compared by default.
+MODELS = ("fp32@cpu", "int8@cpu", "bf16@openvino")
 
 
 @dataclass(frozen=True)
@@ -207,17 +209,19 @@ def main() -> None:
     parser.add_argument("--retries", type=int, default=1, help="reruns of a missed trial")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--no-decode", action="store_true", help="skip the --decode modes")
-    parser.add_argument("--precisions", nargs="+", default=list(DEVICES), choices=list(DEVICES))
+    parser.add_argument("--models", nargs="+", default=list(MODELS),
+                        help="PRECISION@DEVICE: precision fp32, int8 or bf16; a runtime device")
     args = parser.parse_args()
 
     classifiers = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or export_model(Path(tmp), args.ntu)
-        for precision in args.precisions:
+        for entry in args.models:
+            precision, _, device = entry.partition("@")
             path = (model if precision == "fp32"
                     else lowered_model(Path(model), precision, Path(tmp) / f"{precision}.onnx"))
             # Random motion is no body: the plausibility check runs, and lets it through.
-            classifiers[precision] = Classifier(path, device=DEVICES[precision],
+            classifiers[entry] = Classifier(path, device=device or "cpu",
                                                 threads=args.threads,
                                                 options=InputOptions(accept_implausible=True))
     spec = next(iter(classifiers.values())).spec
@@ -225,7 +229,7 @@ def main() -> None:
     print(f"model: {spec.input.layout.name}, {spec.input.bodies} body, D={spec.input.D}, "
           f"window {spec.input.window}, {spec.num_classes} classes; hop {args.hop} at "
           f"{FPS:.0f} fps ({FPS / args.hop:.2f} decisions/s per stream); p99 SLO "
-          f"{args.slo_ms:.0f} ms; precisions {', '.join(args.precisions)}")
+          f"{args.slo_ms:.0f} ms; models {', '.join(args.models)}")
 
     rows = []
     for precision, classifier in classifiers.items():
@@ -254,9 +258,10 @@ def main() -> None:
     by_name = dict(rows)
     for name, best in rows:  # each precision against fp32 in the same mode
         mode = name.split(" ", 1)[1]
-        base = by_name.get(f"fp32 {mode}")
-        if not name.startswith("fp32") and best and base:
-            print(f"{name}: {best.streams / base.streams:.2f}x the streams of fp32 {mode}")
+        first = args.models[0]
+        base = by_name.get(f"{first} {mode}")
+        if not name.startswith(f"{first} ") and best and base:
+            print(f"{name}: {best.streams / base.streams:.2f}x the streams of {first} {mode}")
 
 
 if __name__ == "__main__":

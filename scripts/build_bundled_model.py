@@ -2,15 +2,19 @@
 
     flock /tmp/restcn-cpu.lock python scripts/build_bundled_model.py --name ms-res-tcn \
         --checkpoint RUN/checkpoint.pt [--data ../shared/data/nw_ucla/nw_ucla.pkl]
+        [--precisions fp32 fp16 int8] [--measure-only]
 
 The checkpoint comes from ``restcn-train`` on NW-UCLA's ``train`` split (views 1+2); its
 training command and metrics travel into the model's metadata. Steps:
 
-1. export it twice, ``fp32`` and ``fp16`` weight storage (each parity-checked against torch on
-   random and real NW-UCLA input by ``restcn-export``);
-2. measure ``val`` (view 3) accuracy of both through the runtime (:class:`Classifier`, the same
+1. export it as each of ``--precisions`` (default ``fp32``, ``fp16`` weight storage and
+   ``int8``, each parity-checked against torch on random and real NW-UCLA input by
+   ``restcn-export``; int8 calibrated on the run's own training split and gated by export on
+   its holdout of that split, never on ``val``);
+2. measure ``val`` (view 3) accuracy of each through the runtime (:class:`Classifier`, the same
    path ``restcn-infer classify`` takes);
-3. ship ``fp16`` if it is within 0.5 points of ``fp32`` (else ``fp32``);
+3. ship the first of ``int8``, ``fp16``, ``fp32`` that is within 0.5 points of ``fp32`` on
+   ``val`` (``--measure-only``: print the figures, replace nothing);
 4. save one ``val`` sequence of three classes as ``examples/nw_ucla_<class>.npy`` (float32
    (M, T, V, 3)): the first of each class that every bundled model classifies correctly.
 """
@@ -48,22 +52,38 @@ def main() -> None:
     parser.add_argument("--data", type=Path,
                         default=REPO.parent / "shared" / "data" / "nw_ucla" / "nw_ucla.pkl")
     parser.add_argument("--split", default="val")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8"],
+                        choices=["fp32", "fp16", "int8", "bf16"])
+    parser.add_argument("--measure-only", action="store_true",
+                        help="export and measure, but replace no bundled model or example")
     args = parser.parse_args()
+    if "fp32" not in args.precisions:
+        args.precisions.insert(0, "fp32")
 
     val = read_pyskl(args.data).split(args.split)
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
-        for precision in ("fp32", "fp16"):
+        for precision in args.precisions:
             report = export_onnx(args.checkpoint, Path(tmp) / f"{precision}.onnx",
-                                 precision=precision, check_data=args.data)
-            acc = accuracy(Classifier(report.path, device="cpu"), val)
+                                 precision=precision, check_data=args.data,
+                                 calibration=args.data if precision in ("int8", "bf16") else None)
+            device = "openvino" if precision == "bf16" else "cpu"
+            acc = accuracy(Classifier(report.path, device=device), val)
             results[precision] = (report, acc)
+            gate = ("" if report.gate is None else
+                    f", export gate fp32 {100 * report.gate['accuracy']['fp32']:.2f}% vs "
+                    f"{100 * report.gate['accuracy'][precision]:.2f}% on "
+                    f"{report.metadata.export['calibration']['validation']}")
             print(f"{precision}: {report.size_bytes / 1e6:.2f} MB, parity "
                   f"{max(report.max_abs_diff.values()):.2g}, {args.split} accuracy {acc:.2f}% "
-                  f"({len(val)} sequences)")
-        drop = results["fp32"][1] - results["fp16"][1]
-        chosen = "fp16" if drop <= MAX_DROP_POINTS else "fp32"
+                  f"({len(val)} sequences){gate}", flush=True)
+        chosen = next(p for p in ("int8", "fp16", "fp32") if p in results
+                      and results["fp32"][1] - results[p][1] <= MAX_DROP_POINTS)
+        drop = results["fp32"][1] - results[chosen][1]
         target = REPO / "restcn_infer" / "models" / BUNDLED_MODELS[args.name]
+        if args.measure_only:
+            print(f"would ship {chosen} ({drop:+.2f} points vs fp32 dropped) -> {target}")
+            return
         shutil.copyfile(results[chosen][0].path, target)
         print(f"shipped {chosen} ({drop:+.2f} points vs fp32 dropped) -> {target}")
 

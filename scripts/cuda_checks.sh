@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What CI cannot check: the CUDA paths of training, on a machine with an NVIDIA GPU.
+# What CI cannot check: the CUDA paths of training and inference, on a machine with an NVIDIA GPU.
 #
 #   OUT=DIR bash scripts/cuda_checks.sh [SWEEP_SECONDS [WALL_SECONDS]]
 #   SMOKE=1 DEVICE=cpu bash scripts/cuda_checks.sh 5   # the script itself, tiny, on a CPU
@@ -13,6 +13,12 @@
 #    datasets) and benchmarks/recipe_sweep.py, many runs at once on the one GPU; the sweep
 #    starts no new run after SWEEP_SECONDS (default 300); at WALL_SECONDS after the script's
 #    start (default 480) unfinished runs are stopped and what finished is summarised.
+# 5. Inference (needs onnxruntime-gpu; the TensorRT rows need TensorRT's libraries, else they fall
+#    back to CUDA and say so): benchmarks/infer_latency.py --gpu (fp32 on the CUDA provider, TensorRT fp16,
+#    int8 on TensorRT; batch 1, 16, 128 at NTU shape) and benchmarks/stream_load.py on
+#    fp32@cuda, fp32@tensorrt, int8@tensorrt (batched vs unbatched, p99 < 50 ms). TensorRT
+#    engines are cached in $OUT/cache (RESTCN_CACHE_DIR); the first session of a model builds
+#    them. Runs only where onnxruntime lists the CUDA provider.
 # Everything lands in $OUT (logs, and results.tgz with every run's metrics and history).
 # The package is put on PYTHONPATH from this checkout when it is not installed (GPU machines
 # are often offline); ../shared/data must hold nw_ucla/nw_ucla.pkl and utd_mhad/utd_mhad.pkl.
@@ -45,7 +51,7 @@ if ! command -v restcn-train >/dev/null; then
 fi
 
 step() { echo; echo "=== $* ($(date +%T))"; }
-want() { [[ ",${CHECKS:-1,2,3,4}," == *",$1,"* ]]; }
+want() { [[ ",${CHECKS:-1,2,3,4,5}," == *",$1,"* ]]; }
 step environment
 nvidia-smi -L || true
 python3 -c "import torch, onnxruntime; print('torch', torch.__version__, 'cuda', torch.version.cuda,
@@ -95,6 +101,20 @@ echo "after --resume: $(($(wc -l < "$RUNS/fp16_resume/history.csv") - 1)) histor
 python3 -c "import json; m = json.load(open('$RUNS/fp16_resume/metrics.json'));
 print('fp16 run:', m['epochs'], 'epochs, final accuracy', round(m['final_val_accuracy'], 4))"
 
+fi
+if want 5; then
+step "5. inference on the GPU: latency and streams, fp32 / TensorRT fp16 / int8 TensorRT"
+if python3 -c "import sys, onnxruntime as o; from restcn_infer.session import nvidia_driver_present as d
+sys.exit('CUDAExecutionProvider' not in o.get_available_providers() or not d())"; then
+    export RESTCN_CACHE_DIR=$OUT/cache
+    python3 benchmarks/infer_latency.py --gpu ${SMOKE:+--batch 1 --repeats 2 --rounds 1} 2>&1 \
+        | grep -v -i "warn" | tee "$OUT/infer_latency_gpu.log"
+    python3 benchmarks/stream_load.py --ntu --slo-ms 50 --start 512 --models fp32@cuda fp32@tensorrt \
+        int8@tensorrt ${SMOKE:+--seconds 1 --warmup 0.5 --max-streams 1024 --refine 0 --no-decode} 2>&1 \
+        | grep -v -i "warn" | tee "$OUT/stream_load_gpu.log"
+else
+    echo "no NVIDIA driver, or onnxruntime without its CUDA provider (pip install onnxruntime-gpu): skipped"
+fi
 fi
 if want 4; then
 step "waiting for the background runs (stopped at ${WALL_SECONDS} s)"
