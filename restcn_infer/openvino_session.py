@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,9 @@ class OpenVINOSession:
                              f"({str(exc).splitlines()[0][:200]})") from None
         self._full_request = self._full.create_infer_request()
         self._logits_request = None
+        # One infer request per compiled model: calls from several threads take turns
+        # (onnxruntime's run may be called concurrently; an OpenVINO request may not).
+        self._lock = threading.Lock()
 
     # -- the description (onnxruntime's) ------------------------------------------------------
 
@@ -129,9 +133,10 @@ class OpenVINOSession:
                                               and set(names) <= {"logits"})
         if decode is not None and not bool(decode) and not logits_only:
             raise ModelError(f"{self._source}: outputs {names} need decode=true")
-        request = self._logits() if logits_only else self._full_request
-        request.infer({"skeleton": np.ascontiguousarray(feed["skeleton"], np.float32)})
-        return [np.array(request.get_tensor(name).data) for name in names]
+        with self._lock:
+            request = self._logits() if logits_only else self._full_request
+            request.infer({"skeleton": np.ascontiguousarray(feed["skeleton"], np.float32)})
+            return [np.array(request.get_tensor(name).data) for name in names]
 
     def _logits(self):
         """The logits-only model (decoder head pruned), compiled at first use."""
