@@ -64,7 +64,9 @@ def main(
 
 def classify(
     files: Annotated[list[Path], typer.Argument(
-        help="Skeleton files: NTU .skeleton, .npy (T,V,3)/(M,T,V,3), .json, one-sequence .pkl.")],
+        help="Skeleton files: NTU .skeleton, .npy (T,V,C)/(M,T,V,C), .json, one-sequence .pkl, "
+             "pose-estimator output (MMPose/RTMPose JSON, MediaPipe JSON, OpenPose folders); "
+             "C = 3, or 2 for a 2-D model.")],
     model: ModelOption = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes shown per file.")] = 5,
     json_out: JsonOption = False,
@@ -151,8 +153,9 @@ def info(
     rows = {
         "model": str(clf.model_path),
         "architecture": spec.architecture,
-        "input": (f"{spec.input.layout.name}, {spec.input.bodies} bodies, window "
-                  f"{spec.input.window} ({spec.input.policy}), D={spec.input.D}"),
+        "input": (f"{spec.input.layout.name}, {spec.input.coords}-D "
+                  f"({'x, y, z' if spec.input.coords == 3 else 'x, y'}), {spec.input.bodies} "
+                  f"bodies, window {spec.input.window} ({spec.input.policy}), D={spec.input.D}"),
         "classes": f"{spec.num_classes}: " + ", ".join(spec.classes),
         "decoder layers": ", ".join(map(str, meta.decoder_layers)) or "-",
         "target joints": ", ".join(map(str, spec.target_joints)) or "-",

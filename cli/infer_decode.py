@@ -34,7 +34,8 @@ from restcn_cli.runtime import (
 
 def decode(
     file: Annotated[Path, typer.Argument(
-        help="A skeleton file: NTU .skeleton, .npy (T,V,3)/(M,T,V,3), .json, one-sequence .pkl.")],
+        help="A skeleton file: NTU .skeleton, .npy (T,V,C)/(M,T,V,C), .json, one-sequence "
+             ".pkl, pose-estimator output (MMPose, MediaPipe, OpenPose).")],
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="The .npz to write (input, decoded, layers, joint_names, bones).")],
     model: ModelOption = None,
@@ -53,7 +54,7 @@ def decode(
     from restcn_infer.decode import decode_sequence, save_decoded
     from restcn_infer.errors import ModelError, SkeletonFormatError
     from restcn_infer.output_paths import check_output_file
-    from restcn_infer.readers import load_sequence
+    from restcn_infer.readers import read_keypoints
 
     wanted = parse_int_list(layers, "layer numbers")
     if render is not None and render.suffix.lower() not in (".gif", ".png"):
@@ -66,8 +67,10 @@ def decode(
     options = input_options(layout, units, flip_y, accept_implausible)
     clf = open_classifier(model, device, options=options)
     try:
-        sequence = load_sequence(file)
-        result = decode_sequence(clf, sequence, layers=wanted, source=file)
+        keypoints = read_keypoints(file, layout=options.layout).masked()
+        sequence = keypoints.coords  # (M, T, V, C), masked by confidence
+        result = decode_sequence(clf, sequence, layers=wanted, source_layout=keypoints.layout,
+                                 source=file)
     except SkeletonFormatError as exc:
         fail(exc.named(file))
     except ModelError as exc:
@@ -88,5 +91,6 @@ def decode(
             spec = clf.spec
             render_decode_result(result, render, mean=spec.mean_array, sequence=sequence,
                                  name=file.name, policy=spec.input.policy,
-                                 highlight=spec.target_joints)
+                                 highlight=spec.target_joints,
+                                 y_down=clf.checker.envelope.y_down)
         console.print(f"drawn -> {render}", highlight=False)

@@ -43,9 +43,11 @@ LayoutOption = Annotated[Optional[str], typer.Option(
     f"{', '.join(sorted(BUILTIN_LAYOUTS))} or a layout .json file (default: guessed from the "
     "joint count, and checked against the bone lengths).")]
 UnitsOption = Annotated[Units, typer.Option(
-    "--units", help="The input's unit of length; converted to the metres models read.")]
+    "--units", help="The input's unit of length; converted to the metres 3-D models read (a "
+    "2-D model reads its training keypoints' units, pixels or image fractions: not for it).")]
 FlipYOption = Annotated[bool, typer.Option(
-    "--flip-y", help="Negate y: for input whose y axis points down (image-style).")]
+    "--flip-y", help="Negate y: for input whose y axis points the other way than the model's "
+    "(image-style y down for a 3-D model, y up for a model of image keypoints).")]
 AcceptImplausibleOption = Annotated[bool, typer.Option(
     "--accept-implausible", help="Classify input unlike the model's training data (other "
     "units, an inverted axis, another joint order) instead of refusing it; the verdict says "

@@ -20,10 +20,13 @@ What it refuses, so that an answer is never confidently wrong:
 - an input whose scores come out non-finite (:class:`NonFiniteScoresError`, for that input
   only; the others in the batch are answered).
 
-A file's joint count picks its layout unless ``options.layout`` declares it; a guess is checked
-against the bone lengths and announced once (INFO on the ``restcn_infer`` logger), and a file
-in another layout than the model's is mapped by joint name (e.g. an NTU ``.skeleton`` into a
-``kinect20`` model), which is logged once per layout (WARNING).
+Files are read by :func:`~restcn_infer.readers.read_keypoints` (NTU, arrays, pose-estimator
+output), joints below the confidence threshold zeroed, and must have the model's coordinates
+(3-D, or 2-D for a 2-D model). A file's layout is the one it names, else ``options.layout``,
+else its joint count's; a guess is checked against the bone lengths and announced once (INFO
+on the ``restcn_infer`` logger), and a file in another layout than the model's is mapped by
+joint name (e.g. an NTU ``.skeleton`` into a ``kinect20`` model), which is logged once per
+layout (WARNING).
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ from restcn_infer.backends import create_session
 from restcn_infer.errors import ModelError, SkeletonFormatError
 from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import JointLayout
+from restcn_infer.limits import COORDS
 from restcn_infer.metadata import ModelMetadata
 from restcn_infer.model_digest import DIGEST_KEY, verify_weights
 from restcn_infer.models import BUNDLED_MODELS, resolve_model
 from restcn_infer.plausibility import InputChecker, Verdict
-from restcn_infer.readers import load_sequence
+from restcn_infer.readers import read_keypoints
 from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.spec import ModelSpec
 
@@ -152,6 +156,7 @@ class Classifier:
         self.spec: ModelSpec = self.metadata.spec
         self.providers: list[str] = self.session.get_providers()
         self.options = options or InputOptions()
+        self.options.check_model(self.spec.input)
         self.checker = InputChecker(self.spec, accept_implausible=self.options.accept_implausible)
         self._check_graph()
         self._announced: set[tuple[str, bool]] = set()
@@ -217,7 +222,8 @@ class Classifier:
 
     def prepare_input(self, seq: np.ndarray, *, source_layout: JointLayout | None = None,
                       source: object = None) -> PreparedInput:
-        """A sequence ``(M, T, V, 3)`` or ``(T, V, 3)`` as one checked network input.
+        """A sequence ``(M, T, V, C)`` or ``(T, V, C)`` as one checked network input, ``C``
+        the model's coordinates.
 
         Converted by :attr:`options` (units, axis), its layout declared (``source_layout``,
         else ``options.layout``) or guessed from the joint count, mapped to the model's layout,
@@ -228,8 +234,10 @@ class Classifier:
             SkeletonFormatError: naming ``source``: empty, non-finite, unmappable joints, or
                 (:class:`~restcn_infer.plausibility.ImplausibleInputError`) implausible.
         """
-        seq = self.options.convert(check_sequence(seq, source))
         spec = self.spec.input
+        seq = check_sequence(seq, source, COORDS)
+        spec.check_coords(seq.shape[-1], source)
+        seq = self.options.convert(seq)
         layout, guessed = spec.resolve_layout(seq.shape[2], source_layout or self.options.layout,
                                               source)
         model_seq = spec.to_model_layout(seq, layout, source)  # (bodies, T, V, 3)
@@ -303,7 +311,7 @@ class Classifier:
 
     def classify(self, sequences: Sequence[np.ndarray], *, top_k: int = 5,
                  batch_size: int = 64) -> list[list[Prediction]]:
-        """Top-k predictions for each sequence ``(M, T, V, 3)``, ``batch_size`` per session call.
+        """Top-k predictions for each sequence ``(M, T, V, C)``, ``batch_size`` per session call.
 
         Raises:
             SkeletonFormatError: a sequence that cannot be prepared, or whose scores are not
@@ -327,8 +335,9 @@ class Classifier:
         for path in paths:
             path = Path(path)
             try:
-                pending.append((path, self.prepare_input(load_sequence(path), source=path),
-                                None))
+                kp = read_keypoints(path, layout=self.options.layout).masked()
+                pending.append((path, self.prepare_input(kp.coords, source_layout=kp.layout,
+                                                         source=path), None))
             except SkeletonFormatError as exc:
                 pending.append((path, None, exc.named(path)))
             if sum(x is not None for _, x, _ in pending) == batch_size:

@@ -36,7 +36,7 @@ def prepare_batch(model: ModelMetadata | ModelSpec | InputSpec,
     """Sequences as one network input ``(B, window, D)`` float32.
 
     Args:
-        sequences: float32 ``(M, T, V, 3)`` / ``(T, V, 3)`` arrays (their layout found by joint
+        sequences: float32 ``(M, T, V, C)`` / ``(T, V, C)`` arrays (their layout found by joint
             count, as for files), or :class:`Keypoints` from
             :func:`restcn_infer.readers.read_keypoints` (their own layout; joints already
             masked by confidence as wanted: ``kp.masked(threshold)``).
@@ -53,7 +53,8 @@ def prepare_batch(model: ModelMetadata | ModelSpec | InputSpec,
     for i, seq in enumerate(sequences):
         source = sources[i] if sources is not None else f"<sequence {i}>"
         if isinstance(seq, Keypoints):
-            rows.append(spec.prepare(seq.sequence(source), layout=seq.layout, source=source))
+            rows.append(spec.prepare(seq.sequence(source, spec.coords), layout=seq.layout,
+                                     source=source))
         else:
             rows.append(spec.prepare(seq, source=source))
     if not rows:

@@ -17,7 +17,8 @@ Written (atomically) in the layout ``restcn_infer.datasets.open_dataset`` and
             "annotations": [{"frame_dir", "label", "total_frames",
                              "keypoint": float32 (M, T, V, C),        C = 3 or 2 (x, y)
                              "keypoint_score": float32 (M, T, V)}],   where the source scores
-            "layout": JointLayout.to_dict()}
+            "layout": JointLayout.to_dict(),
+            "min_confidence": float}   the threshold of step 1, which readers apply again
     label_map.txt (beside D.pkl): class names, line i = label i
 
 2-D recordings give PYSKL's 2-D layout (``keypoint`` x, y with ``keypoint_score``); all
@@ -145,7 +146,8 @@ def build_dataset(folder: str | os.PathLike[str], labels: str | os.PathLike[str]
     kept = {a["frame_dir"] for a in annotations}
     split_lists = {name: [r.name for r in split_rows if r.name in kept]
                    for name, split_rows in splits.items()}
-    doc = {"split": split_lists, "annotations": annotations, "layout": target.to_dict()}
+    doc = {"split": split_lists, "annotations": annotations, "layout": target.to_dict(),
+           "min_confidence": float(min_confidence)}
     atomic_write(out, lambda fh: pickle.dump(doc, fh, protocol=4))
     atomic_write_text(label_map, "".join(f"{name}\n" for name in names))
     bodies_found = max(a["keypoint"].shape[0] for a in annotations)

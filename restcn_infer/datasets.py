@@ -19,7 +19,9 @@ One reader for training, evaluation and diagnosis (numpy only). Three sources, f
   stored uncompressed (as CTR-GCN writes them) are memory-mapped from inside the archive; nothing
   is unpickled.
 
-Every sequence comes out as float32 ``(M, T, V, 3)``, as the file readers give it. Anything that
+Every sequence comes out as float32 ``(M, T, V, C)``, as the file readers give it: C = 3 (x, y,
+z), or 2 (x, y) for a 2-D PYSKL pickle (:attr:`Dataset.coords`); packed directories and
+``.npz`` archives are 3-D. Anything that
 would make a data set meaningless (unknown split, labels outside the class names, inconsistent
 arrays) is a :class:`~restcn_infer.errors.DataError` naming the file and what is wrong.
 """
@@ -63,7 +65,7 @@ class LabelledSplit(Protocol):
     def __len__(self) -> int: ...
 
     def sequence(self, index: int) -> np.ndarray:
-        """Raw float32 ``(M, T, V, 3)`` of sequence ``index``."""
+        """Raw float32 ``(M, T, V, C)`` of sequence ``index``."""
         ...
 
 
@@ -191,12 +193,14 @@ def carve_holdout(split: LabelledSplit, *, fraction: float = 0.0, match: str | N
 
 @dataclass(frozen=True)
 class Dataset:
-    """A labelled data set: named splits, class names (index = label), the joint layout."""
+    """A labelled data set: named splits, class names (index = label), the joint layout and
+    the coordinates per joint (3: x, y, z; 2: x, y)."""
 
     path: Path
     splits: dict[str, LabelledSplit]
     classes: list[str]
     layout: JointLayout
+    coords: int = 3
 
     def split(self, name: str) -> LabelledSplit:
         """Split ``name``; :class:`DataError` lists the available ones."""
@@ -297,7 +301,9 @@ def _open_pyskl(path: Path, layout: LayoutArg) -> Dataset:
         anns = [data.annotations[d] for d in dirs]
         labels = np.array([a.label for a in anns], dtype=np.int64)
         splits[name] = ListSplit([a.keypoint for a in anns], labels, [a.frame_dir for a in anns])
-    return Dataset(path, splits, classes, _layout(layout, data.layout, joint_counts.pop(), path))
+    coords = next(iter(data.annotations.values())).keypoint.shape[-1]  # one kind per file
+    return Dataset(path, splits, classes, _layout(layout, data.layout, joint_counts.pop(), path),
+                   coords)
 
 
 def _open_packed(path: Path, layout: LayoutArg) -> Dataset:

@@ -8,9 +8,10 @@ the skeleton layout and writes the result as an ``.npz`` (no pickle)::
     result = decode_sequence(clf, load_sequence("a.npy"), layers=[1, 10])
     save_decoded(result, "a_decoded.npz")
 
-``.npz`` keys: ``input (M, window, V, 3)`` the windowed raw input the model saw;
-``decoded (L, M, window, V, 3)`` float32; ``layers (L,)`` int; ``joint_names (V,)`` str;
-``bones (E, 2)`` int (child, parent); ``classes (C,)`` str; ``logits (C,)`` float32.
+``.npz`` keys: ``input (M, window, V, C)`` the windowed raw input the model saw (C = 3, or 2
+for a 2-D model); ``decoded (L, M, window, V, C)`` float32; ``layers (L,)`` int;
+``joint_names (V,)`` str; ``bones (E, 2)`` int (child, parent); ``classes (K,)`` str;
+``logits (K,)`` float32.
 numpy + onnxruntime only.
 """
 
@@ -36,8 +37,8 @@ class DecodeResult:
     """One sequence through the model and its decoder head.
 
     Attributes:
-        input: the windowed raw input ``(M, window, V, 3)``, exactly what the model was fed.
-        decoded: decoded skeletons ``(L, M, window, V, 3)``, mean skeleton added back.
+        input: the windowed raw input ``(M, window, V, C)``, exactly what the model was fed.
+        decoded: decoded skeletons ``(L, M, window, V, C)``, mean skeleton added back.
         layers: the decoded layers, in ``decoded``'s order.
         layout: the model's joint layout (joint names, bones).
         classes: the model's class names; ``logits`` ``(C,)`` its scores for this sequence.
@@ -80,7 +81,7 @@ def decode_sequence(classifier: Classifier, seq: np.ndarray, *,
                     layers: Sequence[int] | None = None,
                     source_layout: JointLayout | None = None,
                     source: object = None) -> DecodeResult:
-    """Window ``seq (M, T, V, 3)`` like the classifier does and decode ``layers`` (default all).
+    """Window ``seq (M, T, V, C)`` like the classifier does and decode ``layers`` (default all).
 
     Raises:
         SkeletonFormatError: the sequence cannot be prepared (empty, non-finite, wrong joints,
@@ -96,10 +97,10 @@ def decode_sequence(classifier: Classifier, seq: np.ndarray, *,
     if not finite_rows(logits, decoded).all():
         raise NonFiniteScoresError(source)
     decoded = decoded[0, index]  # (L, window, D)
-    bodies = spec.input.bodies
+    bodies, coords = spec.input.bodies, spec.input.coords
     return DecodeResult(
-        input=unflatten(x, bodies),  # (window, D) -> (M, window, V, 3)
-        decoded=unflatten(decoded, bodies),  # (L, window, D) -> (L, M, window, V, 3)
+        input=unflatten(x, bodies, coords),  # (window, D) -> (M, window, V, C)
+        decoded=unflatten(decoded, bodies, coords),  # (L, window, D) -> (L, M, window, V, C)
         layers=[available[i] for i in index],
         layout=spec.input.layout,
         classes=list(spec.classes),

@@ -6,8 +6,10 @@ input is unlike everything the model was trained on (:mod:`restcn_infer.plausibi
 measured once from the training split when a run starts (``restcn_training.engine``), stored in
 the model description (``ModelSpec.envelope``) and so in the ONNX metadata.
 
-Measures of one sequence ``(M, T, V, 3)`` in a layout (:func:`measure`), over the joints that
-are present (a joint is absent when all its coordinates are exactly 0, as readers write it):
+Measures of one sequence ``(M, T, V, C)`` in a layout (:func:`measure`), C = 3 or 2, over the
+joints that are present (a joint is absent when all its coordinates are exactly 0, as readers
+write it), each in the data's own units (metres for Kinect data; pixels or image fractions for a
+2-D model's image keypoints):
 
 - ``scale``: the median over bones of each bone's median length over the frames, in the
   data's unit (metres for Kinect data: 0.17-0.25 on NW-UCLA, UTD-MHAD and NTU RGB+D mapped to
@@ -15,10 +17,11 @@ are present (a joint is absent when all its coordinates are exactly 0, as reader
 - ``bone_ratios``: each bone's median length divided by ``scale``: the body's proportions,
   which tell one joint order from another;
 - ``up``: the mean unit vector from the hips (``SpineBase``, else the mid-point of the hips) to
-  the head (``Head``, else ``Neck``): the data's vertical axis and its sign;
+  the head (``Head``, else ``Neck``, else the ``Nose`` of pose-estimator layouts): the data's
+  vertical axis and its sign (image keypoints: y down);
 - ``centre``: the median position of the bodies (mean of their present joints);
 - ``depth_ratio``: the range of the third coordinate over the larger range of the first two:
-  near 0 for 2-D image keypoints with a confidence or 0 as third value.
+  near 0 for 2-D image keypoints with a confidence or 0 as third value (3-D data only).
 
 An :class:`Envelope` keeps robust percentiles of these over the training sequences (at most
 :data:`MAX_MEASURED` of them, evenly spaced). Models exported before envelopes existed (ONNX
@@ -26,7 +29,8 @@ format 1, such as the bundled NW-UCLA models) and checkpoints made without train
 :func:`default_envelope`: a human body measured in metres (:data:`DEFAULT_SCALE`), and, when the
 model's own mean skeleton looks like a body (left and right bones of equal length, a head above
 the hips), that mean's proportions and vertical axis. Its position and depth are not known, so
-they go unchecked.
+they go unchecked. A 2-D model has no such default size (pixels have no human scale): without
+a measured envelope its sizes go unchecked (:data:`UNKNOWN_SCALE`).
 """
 
 from __future__ import annotations
@@ -49,15 +53,20 @@ MAX_MEASURED = 2000
 #: Median bone length of a human body in metres, (low, typical, high): the Kinect layouts
 #: measure 0.13-0.25 on real data; the margins admit children and other layouts.
 DEFAULT_SCALE = (0.06, 0.2, 0.5)
+#: The scale of a 2-D model without a measured envelope: any size is accepted.
+UNKNOWN_SCALE = (1e-9, 1.0, 1e9)
+#: What a 2-D model's network reads as the training data's median bone length (see
+#: :func:`unit_scale`): a human's in metres, so the recipe tuned on Kinect data applies.
+TYPICAL_BONE = DEFAULT_SCALE[1]
 #: Joints that give the vertical axis, by canonical (Kinect v2) name, in order of preference.
-_TOP = ("Head", "Neck")
+_TOP = ("Head", "Neck", "Nose")
 _BOTTOM = ("SpineBase",)
 _HIPS = ("HipLeft", "HipRight")
 #: A mean skeleton "looks like a body" when its left and right bones differ by less than this
 #: (median absolute log ratio).
 _SYMMETRY_TOLERANCE = 0.25
 
-Vector = tuple[float, float, float]
+Vector = tuple[float, ...]  # one value per coordinate (3, or 2 for a 2-D model)
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,9 @@ class Measures:
 
     scale: float | None
     bone_ratios: np.ndarray  # (E,) per bone of the layout, NaN for a bone never present
-    up: np.ndarray | None  # (3,) unit
-    centre: np.ndarray | None  # (3,)
-    depth_ratio: float | None
+    up: np.ndarray | None  # (C,) unit
+    centre: np.ndarray | None  # (C,)
+    depth_ratio: float | None  # None for 2-D data
 
 
 def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
@@ -91,7 +100,7 @@ def vertical_joints(layout: JointLayout) -> tuple[list[int], list[int]] | None:
 
 
 def measure(seq: np.ndarray, layout: JointLayout) -> Measures:
-    """The measures of the module docstring for one sequence ``(M, T, V, 3)`` in ``layout``."""
+    """The measures of the module docstring for one sequence ``(M, T, V, C)`` in ``layout``."""
     seq = np.asarray(seq, dtype=np.float64)
     present = np.any(seq != 0, axis=-1)  # (M, T, V)
     bones = np.asarray(layout.bones, dtype=np.int64).reshape(-1, 2)  # (E, 2) child, parent
@@ -109,7 +118,7 @@ def measure(seq: np.ndarray, layout: JointLayout) -> Measures:
         top, bottom = vertical
         both = present[:, :, top].all(-1) & present[:, :, bottom].all(-1)  # (M, T)
         if both.any():
-            vec = seq[:, :, top].mean(2) - seq[:, :, bottom].mean(2)  # (M, T, 3)
+            vec = seq[:, :, top].mean(2) - seq[:, :, bottom].mean(2)  # (M, T, C)
             vec = vec[both]
             norm = np.linalg.norm(vec, axis=-1, keepdims=True)
             vec = vec[norm[:, 0] > 0] / norm[norm[:, 0] > 0]
@@ -122,12 +131,12 @@ def measure(seq: np.ndarray, layout: JointLayout) -> Measures:
     centre = depth = None
     if body_present.any():
         counts = present.sum(-1, keepdims=True)  # (M, T, 1)
-        centres = seq.sum(2) / np.maximum(counts, 1)  # (M, T, 3) mean of present joints
+        centres = seq.sum(2) / np.maximum(counts, 1)  # (M, T, C) mean of present joints
         centre = np.median(centres[body_present], axis=0)
-        points = seq[present]  # (P, 3)
+        points = seq[present]  # (P, C)
         extent = points.max(0) - points.min(0)
         wide = max(extent[0], extent[1])
-        depth = float(extent[2] / wide) if wide > 0 else None
+        depth = float(extent[2] / wide) if wide > 0 and len(extent) > 2 else None
     return Measures(scale, ratios, up, centre, depth)
 
 
@@ -140,7 +149,8 @@ class Envelope:
         sequences: how many sequences were measured (0 for a default).
         scale: ``(p1, p50, p99)`` of the per-sequence median bone length.
         bone_ratios: per bone of the layout, the median proportion (bone / scale); None: unknown.
-        up: the mean vertical axis (unit, from hips to head); None: unknown.
+        up: the mean vertical axis (unit, from hips to head, one value per coordinate); None:
+            unknown.
         up_cos_p1: the 1st percentile of the cosine between a sequence's axis and ``up``.
         centre_low, centre_high: the 1st and 99th percentiles of the body centre per axis.
         depth_ratio_p1: the 1st percentile of the depth ratio; None: unknown.
@@ -173,12 +183,19 @@ class Envelope:
                 doc[name] = list(value) if isinstance(value, tuple) else value
         return doc
 
+    @property
+    def y_down(self) -> bool:
+        """Whether the data's y axis points down (its up direction has a negative y), as image
+        coordinates do: pictures are then drawn with y inverted, so heads are up."""
+        return self.up is not None and self.up[1] < 0
+
     @classmethod
-    def from_dict(cls, raw: Any, where: str = "envelope") -> Envelope:
-        """Typed and checked; :class:`ModelError` names the field."""
+    def from_dict(cls, raw: Any, where: str = "envelope", coords: int = 3) -> Envelope:
+        """Typed and checked (``coords``: the model's coordinates per joint, the length of the
+        position and axis vectors); :class:`ModelError` names the field."""
         f = Fields(raw, where, ModelError)
 
-        def vector(name: str, size: int | None = 3) -> tuple[float, ...] | None:
+        def vector(name: str, size: int | None = coords) -> tuple[float, ...] | None:
             if name not in f.raw:
                 return None
             values = f.float_list(name)
@@ -195,7 +212,7 @@ class Envelope:
                 raise f.fail(name, f"must be a finite number, got {value!r}")
             return float(value)
 
-        scale = vector("scale")
+        scale = vector("scale", 3)
         if scale is None:
             raise f.fail("scale", "is missing")
         try:
@@ -209,6 +226,14 @@ class Envelope:
         except ModelError as exc:
             raise ModelError(f"{where}: {exc}") from None
 
+    def check_coords(self, coords: int, where: str = "envelope") -> None:
+        """Position and axis vectors must hold ``coords`` numbers (:class:`ModelError`)."""
+        for name in ("up", "centre_low", "centre_high"):
+            value = getattr(self, name)
+            if value is not None and len(value) != coords:
+                raise ModelError(f"{where}: {name} has {len(value)} values, the model reads "
+                                 f"{coords} coordinates per joint")
+
     def check_layout(self, layout: JointLayout, where: str = "envelope") -> None:
         """The bone proportions must be one per bone of ``layout`` (:class:`ModelError`)."""
         if self.bone_ratios is not None and len(self.bone_ratios) != len(layout.bones):
@@ -221,7 +246,7 @@ def _vector(value: np.ndarray | None) -> Vector | None:
 
 
 def envelope_of(sequences: Iterable[np.ndarray], layout: JointLayout) -> Envelope | None:
-    """The envelope of ``sequences`` ``(M, T, V, 3)`` in ``layout``; None when no sequence has
+    """The envelope of ``sequences`` ``(M, T, V, C)`` in ``layout``; None when no sequence has
     a measurable body."""
     found = [m for m in (measure(seq, layout) for seq in sequences) if m.scale is not None]
     if not found:
@@ -230,12 +255,12 @@ def envelope_of(sequences: Iterable[np.ndarray], layout: JointLayout) -> Envelop
     p1, p50, p99 = (float(v) for v in np.percentile(scales, [1, 50, 99]))
     ratios = _nanmedian(np.stack([m.bone_ratios for m in found]), 0)
     ratios = np.where(np.isfinite(ratios), ratios, 0.0)  # 0: a bone never seen, not compared
-    ups = np.array([m.up for m in found if m.up is not None]).reshape(-1, 3)
+    ups = np.array([m.up for m in found if m.up is not None])  # (n, C)
     up = cos_p1 = None
     if len(ups) and np.linalg.norm(ups.mean(0)) > 0:
         up = ups.mean(0) / np.linalg.norm(ups.mean(0))
         cos_p1 = float(np.percentile(ups @ up, 1))
-    centres = np.array([m.centre for m in found if m.centre is not None]).reshape(-1, 3)
+    centres = np.array([m.centre for m in found if m.centre is not None])  # (n, C)
     depths = [m.depth_ratio for m in found if m.depth_ratio is not None]
     return Envelope(origin="training data", sequences=len(found), scale=(p1, p50, p99),
                     bone_ratios=tuple(float(r) for r in ratios), up=_vector(up), up_cos_p1=cos_p1,
@@ -271,18 +296,20 @@ def _mirrored_bones(layout: JointLayout) -> list[tuple[int, int]]:
 
 
 def default_envelope(mean: np.ndarray, layout: JointLayout, bodies: int,
-                     joint_modality: bool = True) -> Envelope:
+                     joint_modality: bool = True, coords: int = 3) -> Envelope:
     """The envelope of a model without one (see the module docstring).
 
     Args:
         mean: the model's mean skeleton ``(D,)``, body-major.
         joint_modality: whether the mean is of joint coordinates (a bone or motion model's mean
             is not a skeleton and is not used).
+        coords: coordinates per joint (2: no default size, see :data:`UNKNOWN_SCALE`).
     """
-    plain = Envelope(origin="default", sequences=0, scale=DEFAULT_SCALE)
+    scale = DEFAULT_SCALE if coords == 3 else UNKNOWN_SCALE
+    plain = Envelope(origin="default", sequences=0, scale=scale)
     if not joint_modality:
         return plain
-    body = np.asarray(mean, dtype=np.float64).reshape(bodies, 1, layout.num_joints, 3)[:1]
+    body = np.asarray(mean, dtype=np.float64).reshape(bodies, 1, layout.num_joints, coords)[:1]
     found = measure(body, layout)
     pairs = _mirrored_bones(layout)
     if found.scale is None or found.up is None or not pairs:
@@ -291,16 +318,33 @@ def default_envelope(mean: np.ndarray, layout: JointLayout, bodies: int,
     asymmetry = np.abs(np.log(np.array([lengths[i] / lengths[j] for i, j in pairs])))
     if not np.all(np.isfinite(asymmetry)) or np.median(asymmetry) > _SYMMETRY_TOLERANCE:
         return plain  # not a body: an untrained model's random mean, say
-    return Envelope(origin="mean skeleton", sequences=0, scale=DEFAULT_SCALE,
+    return Envelope(origin="mean skeleton", sequences=0, scale=scale,
                     bone_ratios=tuple(float(r) for r in np.nan_to_num(lengths)),
                     up=_vector(found.up))
 
 
+def unit_scale(envelope: Envelope | None, coords: int) -> float:
+    """The factor a network multiplies its mean-subtracted input by: 1 for 3-D coordinates
+    (metres by contract: ``--units`` converts), and for 2-D keypoints, whose units (pixels,
+    image fractions) say nothing about size, :data:`TYPICAL_BONE` over the training data's
+    median bone length, so their numbers are as large as Kinect metres.
+
+    It is one fixed unit per model, chosen at training time and stored in the model's config
+    (``input_scale``): not a per-sequence normalisation, so a body twice as large (a 4K camera,
+    a closer person) still reads twice as large, as in the raw data. Res-TCN needs it because
+    conv1's output rides the identity shortcuts un-normalised: at pixel magnitudes it swamps
+    every residual unit's contribution.
+    """
+    if coords == 3 or envelope is None or envelope.origin != "training data":
+        return 1.0
+    return float(TYPICAL_BONE / envelope.scale[1])
+
+
 def envelope_from_mapping(raw: Mapping[str, Any] | None, layout: JointLayout,
-                          where: str) -> Envelope | None:
-    """A stored envelope (or None), checked against the model's layout."""
+                          where: str, coords: int = 3) -> Envelope | None:
+    """A stored envelope (or None), checked against the model's layout and coordinates."""
     if raw is None:
         return None
-    envelope = Envelope.from_dict(raw, where)
+    envelope = Envelope.from_dict(raw, where, coords)
     envelope.check_layout(layout, where)
     return envelope

@@ -8,11 +8,17 @@ Absent joints are exact zeros and stay so. ``layout`` declares the joint order i
 letting the runtime guess it from the joint count (a guess is checked, see
 :mod:`restcn_infer.plausibility`). ``accept_implausible`` classifies input the plausibility
 check refuses, and says so in the verdict.
+
+A 2-D model reads image keypoints in its training data's units and axes (pixels or image
+fractions, y as the pose estimator gives it, usually down): ``flip_y`` works the same, but
+pixels have no metre scale, so ``units`` other than ``m`` are refused for it
+(:meth:`InputOptions.check_model`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,14 +59,28 @@ class InputOptions:
         return self.units != "m" or self.flip_y
 
     def convert(self, seq: np.ndarray) -> np.ndarray:
-        """``(..., 3)`` coordinates in the caller's units and axes -> metres, y up (a new
-        array when anything changes, else ``seq`` itself)."""
+        """``(..., C)`` coordinates in the caller's units and axes -> the model's (metres; y
+        negated with ``flip_y``): a new array when anything changes, else ``seq`` itself."""
         if not self.converts:
             return seq
         out = np.asarray(seq, dtype=np.float32) * np.float32(UNITS[self.units])
         if self.flip_y:
             out[..., 1] *= -1
         return out
+
+    def check_model(self, spec_input: Any) -> None:
+        """Refuse options the model's input (an :class:`~restcn_infer.spec.InputSpec`) cannot
+        honour: ``units`` for a 2-D model.
+
+        Raises:
+            InputOptionsError: saying why.
+        """
+        if spec_input.coords == 2 and self.units != "m":
+            raise InputOptionsError(
+                f"--units {self.units} converts lengths to metres, but this model reads 2-D "
+                "keypoints (pixels or fractions of the image), which have no metre scale: "
+                "leave --units out; 2-D input is read in the units of the model's training "
+                "keypoints (the plausibility check says when a body's size differs)")
 
     def describe(self) -> str:
         """The conversions in words, for a verdict (empty when none)."""

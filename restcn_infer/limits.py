@@ -26,7 +26,9 @@ MAX_FRAMES = 1 << 17
 MAX_BODIES = 64
 #: Joints of one body (COCO-WholeBody has 133, MediaPipe Holistic 543).
 MAX_JOINTS = 1024
-#: Numbers of one sequence, all bodies x frames x joints x 3: 64 MiB as float32.
+#: Coordinates per joint a sequence may have: 2 (x, y: image keypoints) or 3 (x, y, z).
+COORDS = (2, 3)
+#: Numbers of one sequence, all bodies x frames x joints x coordinates: 64 MiB as float32.
 MAX_SEQUENCE_ELEMENTS = 1 << 24
 #: Bytes of a ``.pkl`` holding one sequence (a float64 sequence at the element limit is 128 MiB).
 MAX_SEQUENCE_FILE_BYTES = 160 << 20
@@ -75,7 +77,7 @@ def check_shape(shape: Sequence[int], source: object, what: str = "array",
 
 
 def check_sequence_shape(shape: Sequence[int], source: object) -> None:
-    """A sequence shape ``(M, T, V, 3)`` or ``(T, V, 3)`` within every limit above.
+    """A sequence shape ``(M, T, V, C)`` or ``(T, V, C)`` within every limit above.
 
     Raises:
         SkeletonFormatError: naming the axis and its limit.

@@ -20,6 +20,12 @@ looks wrong and how to fix it:
 - **position**: the body's centre lies outside the training centres, widened per axis by half
   their range plus five median bones (~1 m); checked only when units and axis are fine.
 
+A 2-D model (image keypoints) is checked the same way in its training data's units (pixels or
+image fractions), except for depth: a body's size in pixels depends on the camera's
+resolution and distance, so the units check then says by how much to rescale instead of naming
+a unit (``--units`` converts lengths to metres and does not apply). A 2-D model without a
+measured envelope checks no sizes.
+
 Whatever ``accept_implausible`` says, coordinates beyond
 :data:`~restcn_infer.limits.MAX_ABS_COORDINATE` are refused: no sensor measures that far, and the
 network's float32 arithmetic would overflow.
@@ -113,7 +119,8 @@ def envelope_for(spec: Any) -> Envelope:
     if stored is not None:
         return stored
     joints = spec.config.get("modality", "joint") == "joint"
-    return default_envelope(np.asarray(spec.mean), spec.input.layout, spec.input.bodies, joints)
+    return default_envelope(np.asarray(spec.mean), spec.input.layout, spec.input.bodies, joints,
+                            spec.input.coords)
 
 
 def _fmt(vector: Any) -> str:
@@ -130,12 +137,13 @@ class InputChecker:
 
     def __init__(self, spec: Any, *, accept_implausible: bool = False) -> None:
         self.layout: JointLayout = spec.input.layout
+        self.coords: int = spec.input.coords
         self.envelope = envelope_for(spec)
         self.accept_implausible = accept_implausible
 
     def verdict(self, seq: np.ndarray, *, layout: str | None = None, guessed: bool = False,
                 converted: str = "") -> Verdict:
-        """The verdict on ``seq`` ``(M, T, V, 3)`` in the model's layout."""
+        """The verdict on ``seq`` ``(M, T, V, C)`` in the model's layout and coordinates."""
         env = self.envelope
         found = measure(seq, self.layout)
         checked: list[str] = []
@@ -177,10 +185,13 @@ class InputChecker:
             cosine = float(found.up @ up)
             if cosine < MIN_UP_COSINE:
                 axis_ok = False
-                flipped = found.up * np.array([1.0, -1.0, 1.0])
-                fix = ("the y axis looks inverted (image-style, y down): pass --flip-y"
-                       if flipped @ up >= MIN_UP_COSINE else
-                       "rotate the coordinates so that the model's up axis points up")
+                flip = np.ones(len(found.up))
+                flip[1] = -1.0
+                inverted = ("the y axis looks inverted (image-style, y down)" if self.coords == 3
+                            else "the y axis points the other way than in the training "
+                                 "keypoints")
+                fix = (f"{inverted}: pass --flip-y" if (found.up * flip) @ up >= MIN_UP_COSINE
+                       else "rotate the coordinates so that the model's up axis points up")
                 problems.append(f"the body is {'upside down' if cosine < 0 else 'tilted'}: "
                                 f"its hips-to-head direction {_fmt(found.up)} makes an angle "
                                 f"of {np.degrees(np.arccos(np.clip(cosine, -1, 1))):.0f} degrees "
@@ -201,6 +212,14 @@ class InputChecker:
 
     def _units_problem(self, scale: float, low: float, high: float) -> str:
         typical = self.envelope.scale[1]
+        if self.coords == 2:
+            return (f"the body is {scale / typical:.3g}x the size of the training bodies "
+                    f"(median bone length {scale:.4g}, training {typical:.3g}, accepted "
+                    f"{low:.3g}..{high:.3g}, in the training keypoints' units): 2-D keypoints "
+                    "in pixels scale with the camera's resolution and the person's distance "
+                    "and have no metre scale (--units does not apply); rescale the input by "
+                    f"about {typical / scale:.3g}, e.g. to the resolution the training video "
+                    "had")
         fits = [unit for unit, metres in UNITS.items()
                 if unit != "m" and low <= scale * metres <= high]
         fix = (f"the input looks like {'centimetres' if fits[0] == 'cm' else 'millimetres'}: "

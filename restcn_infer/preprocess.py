@@ -1,13 +1,14 @@
 """The steps of the one preprocessing path shared by training, export checks, file inference and
 streaming; :meth:`restcn_infer.spec.InputSpec.prepare` composes them for a model.
 
-A sequence ``(M, T, V, 3)`` becomes a network input ``(window, D)`` in four steps:
+A sequence ``(M, T, V, C)`` (C = 3: x, y, z; C = 2: x, y) becomes a network input
+``(window, D)`` in four steps:
 
 1. :func:`adapt_layout` - the model's joints from the input's, matched by name, derived joints
    computed (:func:`~restcn_infer.layouts.layout_mapping`: e.g. a hip centre from the hips).
 2. :func:`fit_bodies` - keep the first ``bodies`` bodies, add all-zero bodies where absent.
 3. :func:`fit_window` - bring the frames to exactly ``window`` by the model's window policy.
-4. :func:`flatten` - body-major features, ``index = body*V*3 + joint*3 + coord``.
+4. :func:`flatten` - body-major features, ``index = body*V*C + joint*C + coord``.
 
 Window policies (the model's metadata names one; training, export and serving all use it):
 
@@ -20,7 +21,9 @@ Window policies (the model's metadata names one; training, export and serving al
   action is cut. Padding frames are raw zeros, like absent bodies: after the model subtracts
   the mean skeleton they read ``-mean``, exactly as in the paper's training data.
 
-Raw coordinates throughout: no view or scale normalisation (the paper's principle).
+Raw coordinates throughout: no view or scale normalisation (the paper's principle), for 2-D
+keypoints too (no division by the image size or the body's size: see
+:class:`restcn_infer.spec.InputSpec`).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def adapt_layout(seq: np.ndarray, source: JointLayout, target: JointLayout) -> n
 
 
 def fit_bodies(seq: np.ndarray, bodies: int) -> np.ndarray:
-    """``(M, T, V, 3)`` -> ``(bodies, T, V, 3)``: extra bodies dropped, missing ones zero."""
+    """``(M, T, V, C)`` -> ``(bodies, T, V, C)``: extra bodies dropped, missing ones zero."""
     m = seq.shape[0]
     if m == bodies:
         return seq
@@ -66,7 +69,7 @@ def valid_span(seq: np.ndarray) -> tuple[int, int]:
 
 
 def resample_frames(seq: np.ndarray, length: int) -> np.ndarray:
-    """Linear interpolation of ``(M, T, V, 3)`` along time to ``(M, length, V, 3)``, ends kept."""
+    """Linear interpolation of ``(M, T, V, C)`` along time to ``(M, length, V, C)``, ends kept."""
     t = seq.shape[1]
     if t == length:
         return seq
@@ -80,7 +83,7 @@ def resample_frames(seq: np.ndarray, length: int) -> np.ndarray:
 
 
 def fit_window(seq: np.ndarray, window: int, policy: str = "resample") -> np.ndarray:
-    """``(M, T, V, 3)`` -> ``(M, window, V, 3)`` by ``policy`` (see module docstring).
+    """``(M, T, V, C)`` -> ``(M, window, V, C)`` by ``policy`` (see module docstring).
 
     Raises:
         SkeletonFormatError: the sequence has no non-empty frame.
@@ -103,7 +106,7 @@ def fit_window(seq: np.ndarray, window: int, policy: str = "resample") -> np.nda
 
 
 def window_frames(seq: np.ndarray, window: int, policy: str = "resample") -> np.ndarray:
-    """For each of the ``window`` frames :func:`fit_window` makes from ``seq (M, T, V, 3)``,
+    """For each of the ``window`` frames :func:`fit_window` makes from ``seq (M, T, V, C)``,
     the frame of ``seq`` it shows (fractional where it interpolates; NaN for padding), so that
     pictures can say which frame of the recording they draw."""
     start, stop = valid_span(seq)
@@ -119,16 +122,17 @@ def window_frames(seq: np.ndarray, window: int, policy: str = "resample") -> np.
 
 
 def flatten(seq: np.ndarray) -> np.ndarray:
-    """``(M, T, V, 3)`` -> ``(T, M*V*3)``, body-major (``body*V*3 + joint*3 + coord``)."""
+    """``(M, T, V, C)`` -> ``(T, M*V*C)``, body-major (``body*V*C + joint*C + coord``)."""
     m, t, v, c = seq.shape
     return np.ascontiguousarray(seq.transpose(1, 0, 2, 3).reshape(t, m * v * c))
 
 
-def unflatten(x: np.ndarray, bodies: int) -> np.ndarray:
-    """``(..., T, D)`` -> ``(..., bodies, T, V, 3)``: the inverse of :func:`flatten`."""
+def unflatten(x: np.ndarray, bodies: int, coords: int = 3) -> np.ndarray:
+    """``(..., T, D)`` -> ``(..., bodies, T, V, coords)``: the inverse of :func:`flatten`
+    (``coords``: the model's ``InputSpec.coords``)."""
     *lead, t, d = x.shape
-    v = d // (bodies * 3)
-    if bodies * v * 3 != d:
-        raise ValueError(f"D={d} is not bodies({bodies}) x joints x 3")
-    out = x.reshape(*lead, t, bodies, v, 3)  # (..., T, M, V, 3)
-    return np.moveaxis(out, -3, -4)  # (..., M, T, V, 3)
+    v = d // (bodies * coords)
+    if bodies * v * coords != d:
+        raise ValueError(f"D={d} is not bodies({bodies}) x joints x {coords}")
+    out = x.reshape(*lead, t, bodies, v, coords)  # (..., T, M, V, C)
+    return np.moveaxis(out, -3, -4)  # (..., M, T, V, C)

@@ -17,18 +17,19 @@ import numpy as np
 
 
 def motion_primitives(filters: np.ndarray, mean: np.ndarray,
-                      scale: float | None = None) -> tuple[np.ndarray, float]:
+                      scale: float | None = None, coords: int = 3) -> tuple[np.ndarray, float]:
     """conv1 weights ``(N, D, f)`` as skeleton sequences ``(N, f, D)`` = ``mu + s * W[i][:, t]``.
 
-    Returns the primitives (float32) and the scale ``s`` used (``None``: module docstring).
+    Returns the primitives (float32) and the scale ``s`` used (``None``: module docstring);
+    ``coords``: coordinates per joint of the model's input.
     """
     weight = np.asarray(filters, dtype=np.float64)  # (N, D, f)
     mu = np.asarray(mean, dtype=np.float64)  # (D,)
     offsets = weight.transpose(0, 2, 1)  # (N, D, f) -> (N, f, D)
     if scale is None:
-        joints = offsets.reshape(*offsets.shape[:2], -1, 3)  # (N, f, M*V, 3)
+        joints = offsets.reshape(*offsets.shape[:2], -1, coords)  # (N, f, M*V, C)
         largest = float(np.linalg.norm(joints, axis=-1).max()) if joints.size else 0.0
-        height = float(np.ptp(mu.reshape(-1, 3)[:, 1]))  # y extent of the mean skeleton
+        height = float(np.ptp(mu.reshape(-1, coords)[:, 1]))  # y extent of the mean skeleton
         scale = 0.25 * height / largest if largest > 0 and height > 0 else 1.0
     return (mu + scale * offsets).astype(np.float32), float(scale)
 
@@ -64,11 +65,14 @@ def write_model_primitives(classifier, out_dir: str | os.PathLike[str], *,
     spec = classifier.spec
     probe = np.broadcast_to(spec.mean_array, (1, spec.input.window, spec.input.D))
     (filters,) = run_outputs(classifier, probe, ["filters"])  # (N, D, f)
-    prims, used = motion_primitives(filters, spec.mean_array, scale)  # (N, f, D)
-    skeletons = unflatten(prims, spec.input.bodies).swapaxes(1, 2)  # (N, f, M, V, 3)
+    prims, used = motion_primitives(filters, spec.mean_array, scale,
+                                    spec.input.coords)  # (N, f, D)
+    skeletons = unflatten(prims, spec.input.bodies,
+                          spec.input.coords).swapaxes(1, 2)  # (N, f, M, V, C)
     norms = np.linalg.norm(filters.reshape(len(filters), -1), axis=1)
     order = strongest_filters(filters, top)
     out = render_primitives(skeletons[order], spec.input.layout, Path(out_dir) / "primitives.png",
                             labels=[f"#{i} |w|={norms[i]:.2f}" for i in order],
-                            highlight=spec.target_joints)
+                            highlight=spec.target_joints,
+                            y_down=classifier.checker.envelope.y_down)
     return out, used

@@ -4,9 +4,13 @@ left and right distinct, targeted joints ringed).
 
 matplotlib (the ``viz`` extra) is imported inside the functions that draw; without it they raise
 :class:`MissingVizError` whose message is the install hint. Figures are drawn on an Agg canvas
-without pyplot, so nothing global changes. Skeletons are drawn as a front view: x to the right,
-y up (the Kinect camera frame), bones from the layout. Decoded layers are drawn at their display
-scale (:func:`display_scale`), so every panel shares one view and motion sizes compare.
+without pyplot, so nothing global changes. Skeletons are drawn as a front view of (x, y): x to the
+right, y up (the Kinect camera frame), bones from the layout; 2-D keypoints are drawn as they
+are, in the model's coordinates. Image coordinates have y pointing down: with ``y_down`` (the
+model's envelope knows, :attr:`restcn_infer.envelope.Envelope.y_down`) the y axis of the picture
+is inverted, so a person stands head up, as in the video, and left is still left. Decoded
+layers are drawn at their display scale (:func:`display_scale`), so every panel shares one view
+and motion sizes compare.
 
 Output by suffix: ``.png`` a strip (one row per panel, a few evenly spaced frames across),
 ``.gif`` an animation (one panel per column).
@@ -59,18 +63,18 @@ def display_scale(input_seq: np.ndarray, decoded: np.ndarray,
 
 
 def scaled(decoded: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Decoded layers ``(L, M, T, V, 3)`` drawn at their scale: ``mu + a_l (X_hat_l - mu)``,
-    with ``mean`` the model's mean skeleton as ``(M, 1, V, 3)``."""
+    """Decoded layers ``(L, M, T, V, C)`` drawn at their scale: ``mu + a_l (X_hat_l - mu)``,
+    with ``mean`` the model's mean skeleton as ``(M, 1, V, C)``."""
     return mean + scale[:, None, None, None, None] * (decoded - mean)
 
 
 def present_bodies(seq: np.ndarray) -> list[int]:
-    """Bodies of ``(M, T, V, 3)`` with any non-zero coordinate (absent bodies are all zeros)."""
+    """Bodies of ``(M, T, V, C)`` with any non-zero coordinate (absent bodies are all zeros)."""
     return [m for m in range(seq.shape[0]) if np.any(seq[m] != 0)] or [0]
 
 
 def skeleton_limits(seqs: Sequence[np.ndarray], margin: float = 0.08) -> tuple[float, ...]:
-    """``(x0, x1, y0, y1)`` of a square front view holding every joint of every ``(..., V, 3)``."""
+    """``(x0, x1, y0, y1)`` of a square front view holding every joint of every ``(..., V, C)``."""
     xy = np.concatenate([s[..., :2].reshape(-1, 2) for s in seqs])  # (N, 2)
     xy = xy[np.all(np.isfinite(xy), axis=1) & np.any(xy != 0, axis=1)]
     if not len(xy):
@@ -82,7 +86,7 @@ def skeleton_limits(seqs: Sequence[np.ndarray], margin: float = 0.08) -> tuple[f
 
 def draw_skeleton(ax, joints: np.ndarray, style: dict, present: np.ndarray | None = None,
                   alpha: float = 1.0, linewidth: float = 1.4) -> None:
-    """One skeleton ``(V, 3)`` as bones plus joint dots in ``style`` (see
+    """One skeleton ``(V, C)`` as bones plus joint dots in ``style`` (see
     :func:`restcn_infer.skeleton_style.joint_style`), projected to (x, y); points outside
     ``present`` (default: the non-zero ones) are not drawn."""
     shown = np.any(joints != 0, axis=-1) if present is None else present
@@ -101,9 +105,9 @@ def draw_skeleton(ax, joints: np.ndarray, style: dict, present: np.ndarray | Non
                        edgecolors="black" if joint["highlight"] else "none", linewidths=0.5)
 
 
-def _blank(ax, limits: tuple[float, ...]) -> None:
+def _blank(ax, limits: tuple[float, ...], y_down: bool = False) -> None:
     ax.set_xlim(limits[0], limits[1])
-    ax.set_ylim(limits[2], limits[3])
+    ax.set_ylim(*((limits[3], limits[2]) if y_down else (limits[2], limits[3])))
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -125,12 +129,14 @@ def frame_label(frames: np.ndarray | None, t: int) -> str:
 def render_sequences(panels: Sequence[tuple[str, np.ndarray]], layout: JointLayout,
                      out: str | os.PathLike[str], *, frames: int = 6, title: str | None = None,
                      source_frames: np.ndarray | None = None, highlight: Iterable[int] = (),
-                     max_gif_frames: int = 48, fps: int = 10, dpi: int = 80) -> Path:
-    """Draw named sequences ``(M, T, V, 3)`` (same ``T``) as a PNG strip or an animated GIF.
+                     max_gif_frames: int = 48, fps: int = 10, dpi: int = 80,
+                     y_down: bool = False) -> Path:
+    """Draw named sequences ``(M, T, V, C)`` (same ``T``) as a PNG strip or an animated GIF.
 
     Every panel shares one view (decoded layers are expected at their display scale) and draws
     the points present in the first panel (the input) only. ``source_frames (T,)`` are the
-    recording's frame numbers of the ``T`` frames (labels); ``highlight`` joints are ringed.
+    recording's frame numbers of the ``T`` frames (labels); ``highlight`` joints are ringed;
+    ``y_down``: the data's y axis points down (image keypoints), drawn inverted.
 
     Raises:
         MissingVizError: matplotlib is not installed.
@@ -159,7 +165,7 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], layout: JointLayo
         for row, (name, seq) in enumerate(panels):
             for col, t in enumerate(times):
                 ax = axes[row, col]
-                _blank(ax, limits)
+                _blank(ax, limits, y_down)
                 draw(ax, seq, t)
                 if row == 0:
                     ax.set_title(frame_label(source_frames, t), fontsize=7)
@@ -176,7 +182,7 @@ def render_sequences(panels: Sequence[tuple[str, np.ndarray]], layout: JointLayo
     for t in range(0, length, step):
         for ax, (name, seq) in zip(axes, panels):
             ax.clear()
-            _blank(ax, limits)
+            _blank(ax, limits, y_down)
             ax.set_title(name, fontsize=8)
             draw(ax, seq, t)
         fig.suptitle(f"{title + '  ' if title else ''}{frame_label(source_frames, t)}",
@@ -210,28 +216,29 @@ def render_decoded(input_seq: np.ndarray, decoded: np.ndarray, layers: Sequence[
                    layout: JointLayout, out: str | os.PathLike[str], *,
                    mean: np.ndarray | None = None, title: str | None = None,
                    source_frames: np.ndarray | None = None, highlight: Iterable[int] = (),
-                   frames: int = 6) -> Path:
-    """The input ``(M, T, V, 3)`` beside its decoded layers ``(L, M, T, V, 3)`` (Figures 4-6),
+                   frames: int = 6, y_down: bool = False) -> Path:
+    """The input ``(M, T, V, C)`` beside its decoded layers ``(L, M, T, V, C)`` (Figures 4-6),
     each layer drawn at its display scale about ``mean`` (the model's mean skeleton ``(D,)``;
     default: the input's mean pose), so one view holds them all."""
     if mean is None:
-        centre = input_seq[np.any(input_seq != 0, axis=-1)].mean(axis=0)  # (3,)
+        centre = input_seq[np.any(input_seq != 0, axis=-1)].mean(axis=0)  # (C,)
         mean_pose = np.broadcast_to(centre, input_seq[:, :1].shape)
     else:
-        mean_pose = np.asarray(mean, np.float64).reshape(input_seq.shape[0], 1, -1, 3)
+        mean_pose = np.asarray(mean, np.float64).reshape(input_seq.shape[0], 1, -1,
+                                                         input_seq.shape[-1])
     scale = display_scale(input_seq, decoded, layout)
     shown = scaled(decoded, mean_pose, scale)
     panels = [("input", input_seq)] + [(f"layer {layer} (x{a:.2f})", seq)
                                        for layer, a, seq in zip(layers, scale, shown)]
     return render_sequences(panels, layout, out, frames=frames, title=title,
-                            source_frames=source_frames, highlight=highlight)
+                            source_frames=source_frames, highlight=highlight, y_down=y_down)
 
 
 def render_primitives(primitives: np.ndarray, layout: JointLayout,
                       out: str | os.PathLike[str], *, columns: int = 8, dpi: int = 80,
                       labels: Sequence[str] | None = None,
-                      highlight: Iterable[int] = ()) -> Path:
-    """Motion primitives ``(N, f, M, V, 3)`` as a grid of cells, one per filter (Figure 3).
+                      highlight: Iterable[int] = (), y_down: bool = False) -> Path:
+    """Motion primitives ``(N, f, M, V, C)`` as a grid of cells, one per filter (Figure 3).
 
     Each cell overlays the filter's ``f`` frames, faint (first tap) to dark (last tap), so the
     motion reads as a trail. ``labels`` (default ``#i``) name the cells.
@@ -245,11 +252,11 @@ def render_primitives(primitives: np.ndarray, layout: JointLayout,
     fig = new_figure(1.0 * columns, 1.1 * rows, dpi)
     axes = fig.subplots(rows, columns, squeeze=False)
     style = joint_style(layout, highlight)
-    bodies = present_bodies(primitives[0].swapaxes(0, 1))  # (f, M, V, 3) -> (M, f, V, 3)
+    bodies = present_bodies(primitives[0].swapaxes(0, 1))  # (f, M, V, C) -> (M, f, V, C)
     limits = skeleton_limits([primitives[:, :, bodies]])
     labels = labels or [f"#{i}" for i in range(n)]
     for i, ax in enumerate(axes.flat):
-        _blank(ax, limits)
+        _blank(ax, limits, y_down)
         if i >= n:
             ax.set_visible(False)
             continue
@@ -264,7 +271,8 @@ def render_primitives(primitives: np.ndarray, layout: JointLayout,
 
 def render_decode_result(result, out: str | os.PathLike[str], *, mean: np.ndarray,
                          sequence: np.ndarray | None = None, name: str = "",
-                         policy: str = "resample", highlight: Iterable[int] = ()) -> Path:
+                         policy: str = "resample", highlight: Iterable[int] = (),
+                         y_down: bool = False) -> Path:
     """A :class:`restcn_infer.decode.DecodeResult` drawn as the report draws it: the title
     says the predicted class and its probability, frames carry the recording's frame numbers
     (from ``sequence``, the raw input, and the model's window ``policy``)."""
@@ -279,4 +287,5 @@ def render_decode_result(result, out: str | os.PathLike[str], *, mean: np.ndarra
         raw = fit_bodies(np.asarray(sequence), result.input.shape[0])
         frames = window_frames(raw, result.input.shape[1], policy)
     return render_decoded(result.input, result.decoded, result.layers, result.layout, out,
-                          mean=mean, title=title, source_frames=frames, highlight=highlight)
+                          mean=mean, title=title, source_frames=frames, highlight=highlight,
+                          y_down=y_down)

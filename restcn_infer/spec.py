@@ -26,6 +26,7 @@ from restcn_infer.envelope import Envelope, envelope_from_mapping
 from restcn_infer.errors import LayoutError, ModelError, SkeletonFormatError
 from restcn_infer.fields import Fields
 from restcn_infer.layouts import BUILTIN_LAYOUTS, JointLayout, get_layout, layout_for_joints
+from restcn_infer.limits import COORDS
 from restcn_infer.preprocess import WINDOW_POLICIES, adapt_layout, fit_bodies, fit_window, flatten
 from restcn_infer.readers.arrays import check_sequence
 
@@ -45,7 +46,12 @@ class InputSpec:
         bodies: bodies per frame; extra ones are dropped, missing ones are zeros.
         window: frames per input; ``policy`` says how a sequence of any length is brought to it
             (:mod:`restcn_infer.preprocess`).
-        coords: coordinates per joint (3: x, y, z).
+        coords: coordinates per joint: 3 (x, y, z) or 2 (x, y, image-plane keypoints). Both
+            are read raw, in the training data's units and axes (metres for Kinect data;
+            pixels or image fractions for 2-D, with y as the source has it): no normalisation
+            by image size or body size, here or anywhere, so the network and its Feature Map
+            Decoder see the coordinates as given. An input of the other kind is refused
+            (:meth:`check_coords`), never projected or padded.
     """
 
     layout: JointLayout
@@ -61,8 +67,8 @@ class InputSpec:
             raise ModelError(f"input window must lie in 1..{MAX_WINDOW}, got {self.window}")
         if self.policy not in WINDOW_POLICIES:
             raise ModelError(f"input policy {self.policy!r}: expected one of {WINDOW_POLICIES}")
-        if self.coords != 3:
-            raise ModelError(f"input coords must be 3 (x, y, z), got {self.coords}")
+        if self.coords not in COORDS:
+            raise ModelError(f"input coords must be 3 (x, y, z) or 2 (x, y), got {self.coords}")
 
     @property
     def num_joints(self) -> int:
@@ -72,6 +78,27 @@ class InputSpec:
     def D(self) -> int:  # noqa: N802 - the paper's name
         """Features per frame."""
         return self.bodies * self.num_joints * self.coords
+
+    def check_coords(self, coords: int, source: object = None) -> None:
+        """Refuse an input with ``coords`` coordinates per joint unless the model reads that many.
+
+        Raises:
+            SkeletonFormatError: naming ``source``, what the model reads and what to do.
+        """
+        if coords == self.coords:
+            return
+        if self.coords == 2:
+            raise SkeletonFormatError(
+                source, f"the model reads 2-D (x, y) keypoints, the input has {coords} "
+                        "coordinates per joint (x, y, z): restcn does not project 3-D input "
+                        "(which projection a 2-D model reads is fixed by its training data); "
+                        "give the pose estimator's 2-D image keypoints, or project the input "
+                        "as the training data was")
+        raise SkeletonFormatError(
+            source, f"the model reads 3-D (x, y, z) coordinates, the input has {coords} per "
+                    "joint (x, y: 2-D keypoints): depth cannot be made up; use a 3-D source "
+                    "(Kinect, MediaPipe world landmarks, a 3-D pose lifter) or a model trained "
+                    "on 2-D keypoints")
 
     def resolve_layout(self, num_joints: int, declared: JointLayout | None = None,
                        source: object = None) -> tuple[JointLayout, bool]:
@@ -104,15 +131,17 @@ class InputSpec:
 
     def to_model_layout(self, seq: np.ndarray, layout: JointLayout,
                         source: object = None) -> np.ndarray:
-        """``(M, T, V_layout, 3)`` -> ``(bodies, T, V, 3)`` in the model's layout (joints matched
-        by name, bodies fitted); steps 1-2 of :mod:`restcn_infer.preprocess`."""
+        """``(M, T, V_layout, C)`` -> ``(bodies, T, V, C)`` in the model's layout (joints matched
+        by name, bodies fitted); steps 1-2 of :mod:`restcn_infer.preprocess`. ``C`` must be the
+        model's :attr:`coords`."""
+        self.check_coords(seq.shape[-1], source)
         try:
             return fit_bodies(adapt_layout(seq, layout, self.layout), self.bodies)
         except LayoutError as exc:
             raise SkeletonFormatError(source, str(exc)) from None
 
     def to_window(self, seq: np.ndarray, source: object = None) -> np.ndarray:
-        """``(bodies, T, V, 3)`` in the model's layout -> the network input ``(window, D)``;
+        """``(bodies, T, V, C)`` in the model's layout -> the network input ``(window, D)``;
         steps 3-4 of :mod:`restcn_infer.preprocess`."""
         try:
             return flatten(fit_window(seq, self.window, self.policy))
@@ -121,7 +150,8 @@ class InputSpec:
 
     def prepare(self, seq: np.ndarray, *, layout: JointLayout | None = None,
                 source: object = None) -> np.ndarray:
-        """A sequence ``(M, T, V, 3)`` or ``(T, V, 3)`` as one network input ``(window, D)``.
+        """A sequence ``(M, T, V, C)`` or ``(T, V, C)`` as one network input ``(window, D)``,
+        ``C`` the model's :attr:`coords`.
 
         The steps of :mod:`restcn_infer.preprocess`: joints matched to the model's layout by
         name (from ``layout``, default :meth:`source_layout`), bodies fitted, frames brought to
@@ -129,10 +159,12 @@ class InputSpec:
         preprocessing only: the runtime's plausibility check is the classifier's.
 
         Raises:
-            SkeletonFormatError: naming ``source``: not a numeric sequence, non-finite, no frame
-                with a body, or joints that do not map to the model's layout.
+            SkeletonFormatError: naming ``source``: not a numeric sequence, non-finite, of the
+                other number of coordinates, no frame with a body, or joints that do not map to
+                the model's layout.
         """
-        seq = check_sequence(seq, source)
+        seq = check_sequence(seq, source, COORDS)
+        self.check_coords(seq.shape[-1], source)
         src = self.source_layout(seq.shape[2], layout, source)
         return self.to_window(self.to_model_layout(seq, src, source), source)
 
@@ -156,7 +188,7 @@ class InputSpec:
         spec = cls(layout=layout, bodies=f.int("bodies", low=1, high=MAX_BODIES),
                    window=f.int("window", low=1, high=MAX_WINDOW),
                    policy=f.str("policy", "resample", choices=WINDOW_POLICIES),
-                   coords=f.int("coords", 3, low=3, high=3))  # each checked: cannot raise
+                   coords=f.int("coords", 3, low=min(COORDS), high=max(COORDS)))  # checked
         if f.int("D", spec.D) != spec.D:
             raise f.fail("D", f"is {f.raw['D']}, expected bodies*joints*coords = {spec.D}")
         return spec
@@ -204,6 +236,7 @@ class ModelSpec:
             raise ModelError("mean holds NaN or infinite values")
         if self.envelope is not None:
             self.envelope.check_layout(self.input.layout)
+            self.envelope.check_coords(self.input.coords)
 
     @property
     def num_classes(self) -> int:
@@ -241,7 +274,8 @@ class ModelSpec:
                       training=f.object("training", {}), metrics=f.object("metrics", {}))
         fields["envelope"] = envelope_from_mapping(f.object("envelope") if "envelope" in f.raw
                                                    else None, fields["input"].layout,
-                                                   f"{where} field 'envelope'")
+                                                   f"{where} field 'envelope'",
+                                                   fields["input"].coords)
         try:
             return cls(**fields)
         except ModelError as exc:  # consistency between fields

@@ -8,8 +8,10 @@ In, one frame per line (``t`` optional, any number that does not go back within 
     {"stream": "cam1", "joints": [[[x, y, z], ...], ...], "t": 0.033, "layout": "ntu25"}
 
 V is the model layout's joint count or another layout's that maps to it by joint name (25-joint
-NTU frames for a 20-joint ``kinect20`` model). A stream keeps the layout and the body count of
-its first frame (send an absent body as zeros). Stream ids are strings (or integers) of at most
+NTU frames for a 20-joint ``kinect20`` model). A 2-D model's frames have ``[x, y]`` joints
+(``restcn-infer info`` says which a model reads); a frame of the other kind is an error record.
+A stream keeps the layout and the body count of its first frame (send an absent body as
+zeros). Stream ids are strings (or integers) of at most
 :data:`MAX_STREAM_ID_CHARS` characters. Blank lines are skipped. A line is at most
 :data:`MAX_LINE_BYTES` long; the limit is enforced while reading.
 
@@ -17,7 +19,7 @@ Out, one record per line::
 
     {"stream": "cam1", "frame": 16, "t": 0.5, "latency_ms": 3.1,
      "top": [{"label": 3, "name": "...", "probability": 0.91}, ...],
-     "decoded": {"layers": [1, 4, 7, 10], "skeletons": (L, bodies, T, V, 3) nested lists}}
+     "decoded": {"layers": [1, 4, 7, 10], "skeletons": (L, bodies, T, V, C) nested lists}}
     {"error": "joints: expected ...", "line": 7, "stream": "cam1"}   the frame is dropped
     {"error": "...", "line": 9, "stream": "cam2", "stream_refused": true}   implausible input:
                                              one record, the stream's later frames are dropped
@@ -49,6 +51,7 @@ from restcn_infer.bounded_json import JsonInputError, loads_bounded
 from restcn_infer.errors import LayoutError, SkeletonFormatError
 from restcn_infer.json_arrays import json_array
 from restcn_infer.layouts import JointLayout, get_layout
+from restcn_infer.limits import COORDS
 from restcn_infer.plausibility import ImplausibleInputError
 from restcn_infer.streaming import (
     StreamClassifier,
@@ -81,7 +84,8 @@ class FrameLineError(SkeletonFormatError):
 
 @dataclass(frozen=True)
 class FrameMessage:
-    """One parsed input line: ``joints`` is float32 ``(V, 3)`` or ``(bodies, V, 3)``."""
+    """One parsed input line: ``joints`` is float32 ``(V, C)`` or ``(bodies, V, C)``, C = 3
+    or 2."""
 
     stream: str
     joints: np.ndarray
@@ -128,8 +132,9 @@ def parse_frame(text: str | bytes, line: int, source: str = "<stdin>") -> FrameM
                   ) from None
     if joints.dtype.kind not in "iuf":
         raise bad("joints: expected numbers only, got strings, booleans, nulls or objects")
-    if joints.ndim not in (2, 3) or joints.shape[-1] != 3:
-        raise bad(f"joints: expected shape (V, 3) or (bodies, V, 3), got {joints.shape}")
+    if joints.ndim not in (2, 3) or joints.shape[-1] not in COORDS:
+        raise bad(f"joints: expected shape (V, 3) or (bodies, V, 3) (or [x, y] joints for a "
+                  f"2-D model), got {joints.shape}")
     t = obj.get("t")
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
                           or not math.isfinite(t)):

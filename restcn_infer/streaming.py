@@ -7,7 +7,7 @@ queue. :meth:`StreamClassifier.poll` runs every queued input of every stream in 
 ``Classifier.run`` call and returns one :class:`StreamDecision` each::
 
     sc = StreamClassifier(Classifier("model.onnx"), hop=8)
-    for stream_id, frame in frames:        # frame: (bodies, V, 3) or (V, 3)
+    for stream_id, frame in frames:        # frame: (bodies, V, C) or (V, C), C: the model's
         sc.push(stream_id, frame)          # SkeletonFormatError: that frame is rejected, no more
     for decision in sc.poll():             # one batched session call for all due streams
         ...
@@ -25,6 +25,10 @@ What a stream is bound to by its first frame:
   25-joint frame for a ``kinect20`` model), and :meth:`push` returns a notice saying so once;
 - its **body count**: a frame with another number of bodies is rejected (send an absent body
   as zeros). Bodies beyond the model's are dropped, missing ones are zeros.
+
+Every frame has the model's coordinates per joint (3: x, y, z; 2: x, y for a 2-D model); a
+frame of the other kind is rejected with what the model reads, so a stream keeps its
+coordinate count.
 
 A stream is checked for plausibility (:mod:`restcn_infer.plausibility`) on its first due
 window with a body: an implausible stream raises :class:`~restcn_infer.plausibility.
@@ -52,7 +56,7 @@ from restcn_infer.classifier import finite_rows
 from restcn_infer.errors import LayoutError, ModelError, RestcnError, SkeletonFormatError
 from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import JointLayout, LayoutMapping, layout_mapping
-from restcn_infer.limits import MAX_ABS_COORDINATE
+from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE
 from restcn_infer.plausibility import ImplausibleInputError, InputChecker
 from restcn_infer.preprocess import unflatten
 from restcn_infer.spec import MAX_WINDOW
@@ -82,7 +86,7 @@ class StreamDecision:
         top: the ``top_k`` predictions, most probable first (empty with an ``error``).
         latency_ms: from the push of that frame to the decision being ready.
         decoded: with ``decode=True``, the decoded skeletons of the window, float32
-            ``(L, bodies, window, V, 3)`` for the model's ``metadata.decoder_layers``; else None.
+            ``(L, bodies, window, V, C)`` for the model's ``metadata.decoder_layers``; else None.
         error: why this window got no answer (non-finite scores, a refused stream at flush).
     """
 
@@ -121,10 +125,10 @@ class _Stream:
     __slots__ = ("frames", "count", "last_seen", "last_t", "decided", "layout", "guessed",
                  "mapping", "bodies_in", "checked", "refused", "owner")
 
-    def __init__(self, window: int, bodies: int, joints: int, layout: JointLayout,
+    def __init__(self, window: int, bodies: int, joints: int, coords: int, layout: JointLayout,
                  guessed: bool, mapping: LayoutMapping | None, bodies_in: int,
                  owner: Hashable) -> None:
-        self.frames = np.zeros((window, bodies, joints, 3), dtype=np.float32)  # (W, M, V, 3)
+        self.frames = np.zeros((window, bodies, joints, coords), dtype=np.float32)  # (W,M,V,C)
         self.count = 0
         self.last_seen = 0.0
         self.last_t: float | None = None
@@ -138,7 +142,7 @@ class _Stream:
         self.owner = owner
 
     def recent(self) -> np.ndarray:
-        """A copy of the last ``min(count, window)`` frames in time order, ``(M, t, V, 3)``.
+        """A copy of the last ``min(count, window)`` frames in time order, ``(M, t, V, C)``.
 
         A copy, never a view: preprocessing may hand back its input unchanged, and a queued
         window must not change when the ring buffer moves on.
@@ -149,7 +153,7 @@ class _Stream:
         else:
             start = self.count % window  # slot of the oldest frame
             ordered = np.concatenate((self.frames[start:], self.frames[:start]))
-        return ordered.transpose(1, 0, 2, 3)  # (t, M, V, 3) -> (M, t, V, 3)
+        return ordered.transpose(1, 0, 2, 3)  # (t, M, V, C) -> (M, t, V, C)
 
 
 class StreamClassifier:
@@ -220,6 +224,7 @@ class StreamClassifier:
         self.max_pending_per_owner = max_pending_per_owner
         self.clock = clock
         self.options = options or getattr(classifier, "options", None) or InputOptions()
+        self.options.check_model(self.spec)
         self.checker = InputChecker(classifier.spec,
                                     accept_implausible=self.options.accept_implausible)
         self.bodies = self.spec.bodies
@@ -287,26 +292,28 @@ class StreamClassifier:
     # -- input --------------------------------------------------------------------------------
 
     def check_frame(self, frame: Any, source: str = "<frame>") -> np.ndarray:
-        """Validate one frame and return it as float32 ``(bodies_in, V, 3)``, in metres
-        (``options`` applied), in the frame's own joint order.
+        """Validate one frame and return it as float32 ``(bodies_in, V, C)``, in the model's
+        units (``options`` applied), in the frame's own joint order.
 
         Raises:
-            SkeletonFormatError: not numeric, wrong shape, too many bodies, NaN/inf, or
-                coordinates beyond any unit's range.
+            SkeletonFormatError: not numeric, wrong shape, too many bodies, not the model's
+                coordinates per joint, NaN/inf, or coordinates beyond any unit's range.
         """
+        c = self.spec.coords
         try:
             a = np.asarray(frame, dtype=np.float32)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise SkeletonFormatError(source, f"expected a numeric (bodies, V, 3) frame: {exc}"
+            raise SkeletonFormatError(source, f"expected a numeric (bodies, V, {c}) frame: {exc}"
                                       ) from None
         if a.ndim == 2:
-            a = a[None]  # (V, 3) -> (1, V, 3)
-        if a.ndim != 3 or a.shape[2] != 3 or not 1 <= a.shape[0] <= MAX_BODIES_PER_FRAME:
+            a = a[None]  # (V, C) -> (1, V, C)
+        if a.ndim != 3 or a.shape[2] not in COORDS or not 1 <= a.shape[0] <= MAX_BODIES_PER_FRAME:
             raise SkeletonFormatError(
                 source,
-                f"expected a frame of shape (V, 3) or (bodies <= {MAX_BODIES_PER_FRAME}, V, 3), "
-                f"got {a.shape}",
+                f"expected a frame of shape (V, {c}) or (bodies <= {MAX_BODIES_PER_FRAME}, V, "
+                f"{c}), got {a.shape}",
             )
+        self.spec.check_coords(a.shape[2], source)
         if not np.isfinite(a).all():
             raise SkeletonFormatError(source, "frame contains NaN or infinite coordinates")
         a = self.options.convert(a)
@@ -334,8 +341,8 @@ class StreamClassifier:
                        else layout_mapping(found, self.layout))
         except LayoutError as exc:
             raise SkeletonFormatError(source, str(exc)) from None
-        state = _Stream(self.window, self.bodies, self.layout.num_joints, found, guessed,
-                        mapping, a.shape[0], owner)
+        state = _Stream(self.window, self.bodies, self.layout.num_joints, self.spec.coords, found,
+                        guessed, mapping, a.shape[0], owner)
         self._streams[stream] = state
         self._owned.setdefault(owner, set()).add(stream)
         note = getattr(self.classifier, "note_layout", None)
@@ -357,8 +364,8 @@ class StreamClassifier:
 
         Args:
             stream: any hashable id.
-            frame: ``(bodies, V, 3)`` or ``(V, 3)`` raw coordinates, V of any known layout that
-                maps to the model's.
+            frame: ``(bodies, V, C)`` or ``(V, C)`` raw coordinates, C the model's, V of any
+                known layout that maps to the model's.
             t: optional timestamp; it must not go back within a stream.
             layout: the frame's declared layout; it must not change within a stream.
             owner: who the stream belongs to (a server client), for the per-owner limits.
@@ -393,7 +400,7 @@ class StreamClassifier:
             self._streams.move_to_end(stream)
         if state.mapping is not None:
             a = state.mapping.apply(a)  # (bodies_in, V_frame, C) -> (bodies_in, V, C)
-        slot = state.frames[state.count % self.window]  # (M, V, 3) view into the ring
+        slot = state.frames[state.count % self.window]  # (M, V, C) view into the ring
         kept = min(a.shape[0], self.bodies)
         slot[:kept] = a[:kept]
         slot[kept:] = 0.0
@@ -430,7 +437,7 @@ class StreamClassifier:
             ImplausibleInputError: the first checked window is implausible (stream refused).
         """
         state.decided = state.count
-        seq = state.recent()  # (M, t, V, 3) in the model's layout
+        seq = state.recent()  # (M, t, V, C) in the model's layout
         notice = None
         if not state.checked and np.any(seq != 0):
             source = f"stream {stream!r}"
@@ -446,7 +453,7 @@ class StreamClassifier:
             if verdict.accepted:
                 notice = "accepted although implausible: " + "; ".join(verdict.problems)
         try:
-            x = self.spec.to_window(seq)  # (M, t, V, 3) -> (window, D)
+            x = self.spec.to_window(seq)  # (M, t, V, C) -> (window, D)
         except SkeletonFormatError:  # no body in the whole window: nothing to classify
             self.skipped_empty += 1
             return notice
@@ -506,7 +513,7 @@ class StreamClassifier:
             tops = iter(self.classifier.predict(logits[ok], top_k=self.top_k) if ok.any()
                         else [])
             if decoded is not None:
-                decoded = unflatten(decoded, self.bodies)  # (B, L, T, D) -> (B, L, M, T, V, 3)
+                decoded = unflatten(decoded, self.bodies, self.spec.coords)  # (B,L,M,T,V,C)
             done = self.clock()
             for i, p in enumerate(chunk):
                 latency = (done - p.arrived) * 1000.0

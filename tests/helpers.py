@@ -23,11 +23,12 @@ TINY_CHANNELS = (8, 8, 8, 12, 12, 12, 16, 16, 16)
 
 def write_tiny_pyskl(path: Path, *, per_class: int = 8, classes: int = 3, joints: int = 20,
                      bodies: int = 1, splits: dict[str, list[int]] | None = None,
-                     seed: int = 0) -> Path:
+                     seed: int = 0, coords: int = 3) -> Path:
     """A small learnable PYSKL pickle: class c waves the joints at frequency c + 1.
 
     ``splits`` maps a split name to the classes it holds (default: train and val, all classes);
     ``train`` gets the even samples of a class, ``val`` the odd ones, any other split all.
+    ``coords=2``: PYSKL's 2-D form, x and y with a ``keypoint_score`` of ones.
     """
     rng = np.random.default_rng(seed)
     pose = rng.normal(0, 0.3, (bodies, 1, joints, 3)).astype(np.float32)
@@ -40,8 +41,11 @@ def write_tiny_pyskl(path: Path, *, per_class: int = 8, classes: int = 3, joints
             base = pose + rng.normal(0, 0.05, pose.shape)
             kp = base + 0.2 * np.sin(phase)[..., None] + rng.normal(0, 0.01, (bodies, t, joints, 3))
             name = f"c{c}_s{i}"
-            annotations.append({"frame_dir": name, "label": c, "total_frames": t,
-                                "keypoint": kp.astype(np.float32)})
+            ann = {"frame_dir": name, "label": c, "total_frames": t,
+                   "keypoint": kp[..., :coords].astype(np.float32)}
+            if coords == 2:
+                ann["keypoint_score"] = np.ones(kp.shape[:-1], np.float32)
+            annotations.append(ann)
             names.append((name, c, i))
     splits = splits or {"train": list(range(classes)), "val": list(range(classes))}
     split_lists: dict[str, list[str]] = {s: [] for s in splits}

@@ -1,14 +1,15 @@
 """One entry point for every skeleton file format: :func:`read_keypoints`, and
-:func:`load_sequence` for the 3-D sequences models read today.
+:func:`load_sequence` for the sequences models read.
 
-:func:`load_sequence` returns float32 ``(M, T, V, 3)``: M bodies (zeros where a body is absent),
-T frames, V joints in the file's layout, xyz. :func:`read_keypoints` returns
+:func:`load_sequence` returns float32 ``(M, T, V, C)``: M bodies (zeros where a body is absent),
+T frames, V joints in the file's layout, C = 3 (x, y, z; the default) or 2 (x, y, for 2-D
+models: ``coords=2``). :func:`read_keypoints` returns
 :class:`~restcn_infer.readers.keypoints.Keypoints`: coordinates ``(M, T, V, C)`` with C = 2 or
 3, the confidence ``(M, T, V)`` apart, and the layout the source names. Formats
 (:data:`FORMATS`; ``auto`` tells them by suffix and, for ``.json``, by content):
 
 - ``skeleton``: NTU RGB+D raw text (``.skeleton``, :mod:`.ntu_skeleton`).
-- ``npy``: a (T, V, 3) or (M, T, V, 3) float array (``.npy``); ``json``: restcn's
+- ``npy``: a (T, V, C) or (M, T, V, C) float array (``.npy``); ``json``: restcn's
   ``{"frames": [...]}`` (:mod:`.arrays`).
 - ``pyskl``: a PYSKL/mmaction2 annotation pickle holding one annotation (``.pkl``, :mod:`.pyskl`).
 - ``mmpose``: MMPose / RTMPose result JSON (:mod:`.mmpose`).
@@ -92,14 +93,17 @@ def read_keypoints(path: str | PathLike[str], format: str = "auto", *,
 
 
 def load_sequence(path: str | PathLike[str], format: str = "auto", *,
-                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> np.ndarray:
-    """Read one 3-D skeleton sequence as float32 ``(M, T, V, 3)``; joints scored below
-    ``min_confidence`` are zero (absent).
+                  min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                  coords: int | None = 3) -> np.ndarray:
+    """Read one skeleton sequence as float32 ``(M, T, V, C)``, C = ``coords`` (3: x, y, z;
+    2: x, y; None: as the file has them); joints scored below ``min_confidence`` are zero
+    (absent).
 
     Raises:
-        SkeletonFormatError: as :func:`read_keypoints`, and for 2-D keypoints.
+        SkeletonFormatError: as :func:`read_keypoints`, and for keypoints of the other kind
+            (2-D where 3-D are asked for, or the reverse).
     """
-    return read_keypoints(path, format).masked(min_confidence).sequence(path)
+    return read_keypoints(path, format).masked(min_confidence).sequence(path, coords)
 
 
 def _read_any_json(path: Path, layout: JointLayout | None, max_bodies: int) -> Keypoints:

@@ -1,13 +1,15 @@
 """Plain array inputs for inference: ``.npy`` and ``.json`` sequences.
 
-``.npy``: a float array (T, V, 3) (one body) or (M, T, V, 3). The header is read and checked
+``.npy``: a float array (T, V, C) (one body) or (M, T, V, C), C = 3 (x, y, z) or 2 (x, y: a
+2-D model's input). The header is read and checked
 first (numeric dtype, rank, every axis and the element count within :mod:`restcn_infer.limits`,
 the file exactly as long as the header claims), then exactly those bytes are read: never
 unpickled, never allocated from an unchecked shape.
 
 ``.json``: an object ``{"layout": "ntu25", "frames": [...]}`` (``layout`` optional), where each
 frame is either ``[[x, y, z], ...]`` (one body, V joints) or ``[[[x, y, z], ...], ...]``
-(bodies x joints). A bare list of frames is accepted too. Every frame must have the same shape.
+(bodies x joints), or the same with ``[x, y]`` joints. A bare list of frames is accepted too.
+Every frame must have the same shape.
 It is parsed by :func:`restcn_infer.bounded_json.loads_bounded` (size, depth and number limits).
 """
 
@@ -21,6 +23,7 @@ from restcn_infer.bounded_json import JsonInputError, loads_bounded
 from restcn_infer.errors import LayoutError, SkeletonFormatError
 from restcn_infer.layouts import get_layout
 from restcn_infer.limits import (
+    COORDS,
     MAX_FRAMES,
     MAX_JSON_FILE_BYTES,
     check_sequence_shape,
@@ -33,21 +36,21 @@ _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def check_sequence(seq: np.ndarray, source: object = None) -> np.ndarray:
-    """Validate and normalise a sequence to float32 ``(M, T, V, 3)``.
+def check_sequence(seq: np.ndarray, source: object = None,
+                   coords: tuple[int, ...] = (3,)) -> np.ndarray:
+    """Validate and normalise a sequence to float32 ``(M, T, V, C)``, C one of ``coords``.
 
-    Accepts (T, V, 3) (one body) or (M, T, V, 3). Rejects other ranks, a last axis other than
-    3, an empty axis, sizes beyond :mod:`restcn_infer.limits` and non-finite values.
+    Accepts (T, V, C) (one body) or (M, T, V, C). Rejects other ranks, a last axis not in
+    ``coords``, an empty axis, sizes beyond :mod:`restcn_infer.limits` and non-finite values.
     """
     arr = np.asarray(seq)
     if arr.dtype.kind not in "fiu":
         raise SkeletonFormatError(source, f"expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim == 3:
         arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise SkeletonFormatError(
-            source, f"expected shape (T, V, 3) or (M, T, V, 3), got {tuple(np.shape(seq))}"
-        )
+    if arr.ndim != 4 or arr.shape[-1] not in coords:
+        shapes = " or ".join(f"(T, V, {c}) or (M, T, V, {c})" for c in sorted(coords, reverse=True))
+        raise SkeletonFormatError(source, f"expected shape {shapes}, got {tuple(np.shape(seq))}")
     if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
         raise SkeletonFormatError(source, f"expected a non-empty sequence, got shape {arr.shape}")
     check_sequence_shape(arr.shape, source)
@@ -62,7 +65,7 @@ def check_sequence(seq: np.ndarray, source: object = None) -> np.ndarray:
 
 
 def read_npy_sequence(path: Path) -> np.ndarray:
-    """A ``.npy`` sequence as float32 (M, T, V, 3); never unpickles, and reads only what a
+    """A ``.npy`` sequence as float32 (M, T, V, C); never unpickles, and reads only what a
     checked header promises (see the module docstring)."""
     try:
         with open(path, "rb") as fh:
@@ -80,7 +83,7 @@ def read_npy_sequence(path: Path) -> np.ndarray:
     except OSError as exc:
         raise SkeletonFormatError(path, f"cannot read file: {exc.strerror or exc}") from None
     arr = flat.reshape(shape, order="F" if fortran else "C")
-    return check_sequence(arr, path)
+    return check_sequence(arr, path, COORDS)
 
 
 def _npy_header(fh, path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -96,13 +99,14 @@ def _npy_header(fh, path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
     if dtype.hasobject or dtype.kind not in "fiu" or dtype.shape:
         raise SkeletonFormatError(path, f"expected a numeric (int or float) .npy array, got "
                                         f"dtype {dtype} (object arrays would need pickle)")
-    if len(shape) not in (3, 4) or shape[-1] != 3:
-        raise SkeletonFormatError(path, f"expected shape (T, V, 3) or (M, T, V, 3), got {shape}")
+    if len(shape) not in (3, 4) or shape[-1] not in COORDS:
+        raise SkeletonFormatError(path, f"expected shape (T, V, 3) or (M, T, V, 3) (or 2 "
+                                        f"coordinates, x y), got {shape}")
     return tuple(int(d) for d in shape), bool(fortran), dtype
 
 
 def read_json_sequence(path: Path) -> np.ndarray:
-    """A ``.json`` sequence (see module docstring) as float32 (M, T, V, 3)."""
+    """A ``.json`` sequence (see module docstring) as float32 (M, T, V, C)."""
     data = read_file_limited(path, MAX_JSON_FILE_BYTES, "a .json sequence (use .npy)")
     try:
         doc = loads_bounded(data)
@@ -130,7 +134,8 @@ def _check_declared_layout(name: object, num_joints: int, path: Path) -> None:
 
 
 def frames_to_sequence(frames: list, source: object = None) -> np.ndarray:
-    """A list of per-frame joint lists (V x 3 or M x V x 3) as float32 (M, T, V, 3)."""
+    """A list of per-frame joint lists (V x C or M x V x C, C = 3 or 2) as float32
+    (M, T, V, C)."""
     if len(frames) > MAX_FRAMES:
         raise SkeletonFormatError(source, f"{len(frames):,} frames is more than the limit of "
                                           f"{MAX_FRAMES:,}")
@@ -140,12 +145,12 @@ def frames_to_sequence(frames: list, source: object = None) -> np.ndarray:
         raise SkeletonFormatError(
             source, "expected every frame to be a V x 3 or M x V x 3 list of numbers of one shape"
         ) from None
-    if arr.ndim == 3:  # (T, V, 3), one body
+    if arr.ndim == 3:  # (T, V, C), one body
         arr = arr[None]
-    elif arr.ndim == 4:  # (T, M, V, 3) -> (M, T, V, 3)
+    elif arr.ndim == 4:  # (T, M, V, C) -> (M, T, V, C)
         arr = arr.transpose(1, 0, 2, 3)
     else:
         raise SkeletonFormatError(
             source, f"expected frames of shape V x 3 or M x V x 3, got array of shape {arr.shape}"
         )
-    return check_sequence(arr, source)
+    return check_sequence(arr, source, COORDS)

@@ -8,9 +8,10 @@ a coordinate: :attr:`Keypoints.coords` is ``(M, T, V, C)`` with ``C = 2`` or ``3
 joints below a confidence threshold, zero being what every restcn stage reads as *absent*
 (absent bodies are all zeros too).
 
-Today's sequence contract, float32 ``(M, T, V, 3)`` for 3-D sources, is
-:meth:`Keypoints.sequence` (what :func:`restcn_infer.readers.load_sequence` returns); 2-D
-sources are refused there with a message that points here, until models read 2-D input.
+The sequence contract, float32 ``(M, T, V, C)`` with the coordinates a model reads (3 by
+default, 2 for a 2-D model), is :meth:`Keypoints.sequence` (what
+:func:`restcn_infer.readers.load_sequence` returns): keypoints of the other kind are refused
+there, never projected or padded.
 
 People become bodies by :func:`assemble_bodies`: by track id where the format tracks people
 (one body per track, the tracks seen in most frames first), else by their order in each frame.
@@ -78,18 +79,23 @@ class Keypoints:
         return replace(self, coords=np.where(low[..., None], np.float32(0), self.coords),
                        confidence=np.where(low, np.float32(0), self.confidence))
 
-    def sequence(self, source: object = None) -> np.ndarray:
-        """The 3-D coordinates as float32 ``(M, T, V, 3)``.
+    def sequence(self, source: object = None, coords: int | None = 3) -> np.ndarray:
+        """The coordinates as float32 ``(M, T, V, C)``, C = ``coords`` (None: as they are).
 
         Raises:
-            SkeletonFormatError: the keypoints are 2-D.
+            SkeletonFormatError: the keypoints have the other number of coordinates.
         """
-        if self.coords_per_joint != 3:
+        if coords is not None and self.coords_per_joint != coords:
             layout = f"; {self.layout.name}" if self.layout is not None else ""
+            if self.coords_per_joint == 2:
+                raise SkeletonFormatError(
+                    source, f"holds 2-D keypoints (x, y{layout}, {self.units}), 3-D (x, y, z) "
+                            "were asked for; read 2-D keypoints for a 2-D model with "
+                            "restcn_infer.readers.read_keypoints or load_sequence(coords=2)")
             raise SkeletonFormatError(
-                source, f"holds 2-D keypoints (x, y{layout}, {self.units}); restcn models "
-                        "read 3-D (x, y, z) sequences today: read 2-D keypoints with "
-                        "restcn_infer.readers.read_keypoints")
+                source, f"holds 3-D keypoints (x, y, z{layout}, {self.units}), 2-D (x, y) "
+                        "were asked for; restcn does not project them (which projection a 2-D "
+                        "model reads is fixed by its training data): give the image keypoints")
         return self.coords
 
 

@@ -4,9 +4,17 @@ Layout (the format big toolkits publish NTU/Kinetics skeletons in)::
 
     {"split": {split_name: [frame_dir, ...]},
      "annotations": [{"frame_dir": str, "label": int, "total_frames": int,
-                      "keypoint": float32 (M, T, V, 3), ...}],
+                      "keypoint": float32 (M, T, V, 3) or (M, T, V, 2),
+                      "keypoint_score": float32 (M, T, V), optional, ...}],
      "layout": {...}}   optional: the joint layout (JointLayout.to_dict), as
                         restcn-build-dataset writes it; PYSKL's own tools ignore the key
+
+2-D files (PYSKL's ``*_2d.pkl``, restcn-build-dataset from image keypoints) hold x, y with the
+confidence apart in ``keypoint_score``; joints scored below the file's top-level
+``"min_confidence"`` (restcn-build-dataset's threshold), else
+:data:`~restcn_infer.readers.keypoints.DEFAULT_MIN_CONFIDENCE`, are zeroed (absent) when read,
+as :func:`~restcn_infer.readers.load_sequence` does for pose-estimator files. All annotations
+of one file have the same number of coordinates.
 
 A pickle can run arbitrary code when loaded, so :class:`RestrictedUnpickler` admits only the
 globals needed to rebuild numpy arrays and dtypes (numpy 1 and numpy 2 module paths); anything
@@ -36,12 +44,14 @@ import numpy as np
 from restcn_infer.errors import LayoutError, SkeletonFormatError
 from restcn_infer.layouts import JointLayout
 from restcn_infer.limits import (
+    COORDS,
     MAX_PICKLE_ARRAY_ELEMENTS,
     MAX_SEQUENCE_ELEMENTS,
     MAX_SEQUENCE_FILE_BYTES,
     read_file_limited,
 )
 from restcn_infer.readers.arrays import check_sequence
+from restcn_infer.readers.keypoints import DEFAULT_MIN_CONFIDENCE
 
 #: (module, name) pairs a skeleton pickle may reference. numpy 2 moved ``numpy.core`` to
 #: ``numpy._core``; both spellings appear in published files.
@@ -170,7 +180,8 @@ def _check_arrays(doc: object, path: Path, limit: int) -> None:
 
 @dataclass(frozen=True)
 class Annotation:
-    """One labelled sequence of a PYSKL file: ``keypoint`` is float32 (M, T, V, 3)."""
+    """One labelled sequence of a PYSKL file: ``keypoint`` is float32 (M, T, V, C), C = 3 or 2,
+    joints below the confidence threshold zeroed."""
 
     frame_dir: str
     label: int
@@ -193,7 +204,8 @@ class PysklDataset:
         return [self.annotations[d] for d in self.splits[name]]
 
 
-def _annotation(raw: object, path: Path, index: int) -> Annotation:
+def _annotation(raw: object, path: Path, index: int,
+                min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Annotation:
     where = f"annotation {index}"
     if not isinstance(raw, dict):
         raise SkeletonFormatError(path, f"{where}: expected a dict, got {type(raw).__name__}")
@@ -201,10 +213,10 @@ def _annotation(raw: object, path: Path, index: int) -> Annotation:
         if key not in raw:
             raise SkeletonFormatError(path, f"{where}: expected key {key!r}")
     keypoint = raw["keypoint"]
-    if not isinstance(keypoint, np.ndarray) or keypoint.ndim != 4 or keypoint.shape[-1] < 3:
+    if not isinstance(keypoint, np.ndarray) or keypoint.ndim != 4 or keypoint.shape[-1] < 2:
         raise SkeletonFormatError(
-            path, f"{where} ({raw['frame_dir']}): expected keypoint array (M, T, V, 3), got "
-            f"{getattr(keypoint, 'shape', type(keypoint).__name__)}"
+            path, f"{where} ({raw['frame_dir']}): expected keypoint array (M, T, V, 3) or "
+            f"(M, T, V, 2), got {getattr(keypoint, 'shape', type(keypoint).__name__)}"
         )
     label = raw["label"]
     if isinstance(label, np.integer):
@@ -212,8 +224,21 @@ def _annotation(raw: object, path: Path, index: int) -> Annotation:
     if not isinstance(label, int) or label < 0:
         raise SkeletonFormatError(path, f"{where}: expected a non-negative int label, "
                                         f"got {label!r}")
-    seq = check_sequence(keypoint[..., :3], f"{path} [{where} {raw['frame_dir']}]")
+    source = f"{path} [{where} {raw['frame_dir']}]"
+    seq = check_sequence(keypoint[..., :3], source, COORDS)
+    if "keypoint_score" in raw:
+        seq = _masked(seq, raw["keypoint_score"], min_confidence, source)
     return Annotation(frame_dir=str(raw["frame_dir"]), label=label, keypoint=seq)
+
+
+def _masked(seq: np.ndarray, score: object, threshold: float, source: str) -> np.ndarray:
+    """``seq (M, T, V, C)`` with the joints whose ``keypoint_score (M, T, V)`` is below
+    ``threshold`` zeroed."""
+    if not isinstance(score, np.ndarray) or score.shape != seq.shape[:-1]:
+        raise SkeletonFormatError(source, f"expected keypoint_score of shape {seq.shape[:-1]}, "
+                                          f"got {getattr(score, 'shape', type(score).__name__)}")
+    low = ~(np.asarray(score, dtype=np.float32) >= threshold)  # NaN scores: low
+    return np.where(low[..., None], np.float32(0), seq) if low.any() else seq
 
 
 def read_pyskl(path: str | Path) -> PysklDataset:
@@ -225,9 +250,16 @@ def read_pyskl(path: str | Path) -> PysklDataset:
     raw_annotations = doc["annotations"]
     if not isinstance(raw_annotations, list) or not raw_annotations:
         raise SkeletonFormatError(path, "expected a non-empty list of annotations")
+    threshold = _min_confidence(doc, path)
     annotations = {}
     for i, raw in enumerate(raw_annotations):
-        ann = _annotation(raw, path, i)
+        ann = _annotation(raw, path, i, threshold)
+        first = next(iter(annotations.values()), ann)
+        if ann.keypoint.shape[-1] != first.keypoint.shape[-1]:
+            raise SkeletonFormatError(path, f"annotation {i} ({ann.frame_dir}) has "
+                                            f"{ann.keypoint.shape[-1]} coordinates per joint, "
+                                            f"{first.frame_dir} {first.keypoint.shape[-1]}; a "
+                                            "data set holds one kind")
         annotations[ann.frame_dir] = ann
     splits_raw = doc.get("split", {})
     if not isinstance(splits_raw, dict):
@@ -243,6 +275,15 @@ def read_pyskl(path: str | Path) -> PysklDataset:
         splits[str(name)] = [str(d) for d in dirs]
     layout = _declared_layout(doc, annotations.values(), path)
     return PysklDataset(splits=splits, annotations=annotations, layout=layout)
+
+
+def _min_confidence(doc: dict, path: Path) -> float:
+    """The file's ``"min_confidence"`` (checked), else the default threshold."""
+    value = doc.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SkeletonFormatError(path, f"field 'min_confidence' must be a number in [0, 1], "
+                                        f"got {value!r}")
+    return float(value)
 
 
 def _declared_layout(doc: dict, annotations: Iterable[Annotation],
@@ -274,5 +315,5 @@ def read_pyskl_sequence(path: Path) -> np.ndarray:
                 path, f"expected one annotation, got a dataset file with {count} annotations; "
                 "pick one with restcn_infer.readers.pyskl.read_pyskl"
             )
-        return _annotation(raws[0], path, 0).keypoint
+        return _annotation(raws[0], path, 0, _min_confidence(doc, path)).keypoint
     return _annotation(doc, path, 0).keypoint

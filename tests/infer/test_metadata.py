@@ -148,3 +148,36 @@ def test_a_broken_layout_definition_names_the_field(change, message):
     with pytest.raises(ModelError) as info:
         ModelMetadata.from_json(json.dumps(raw), source="m.onnx")
     assert message in str(info.value) and str(info.value).startswith("m.onnx: metadata")
+
+
+def test_a_2d_model_says_so_and_its_envelope_has_2d_vectors():
+    from restcn_infer.envelope import Envelope
+    from restcn_infer.layouts import COCO17
+
+    env = Envelope("training data", 10, (40.0, 60.0, 90.0), up=(0.0, -1.0),
+                   centre_low=(100.0, 200.0), centre_high=(900.0, 700.0))
+    spec = ModelSpec(architecture="res-tcn",
+                     input=InputSpec(layout=COCO17, bodies=2, window=16, coords=2),
+                     classes=("a", "b"), mean=(0.0,) * 68, envelope=env)
+    meta = ModelMetadata(spec=spec)
+    raw = json.loads(meta.to_json())
+    assert raw["input"]["coords"] == 2 and raw["input"]["D"] == 68
+    assert ModelMetadata.from_json(meta.to_json()) == meta
+    raw["envelope"]["up"] = [0.0, -1.0, 0.0]
+    with pytest.raises(ModelError, match="field 'envelope' field 'up' must hold 2 numbers"):
+        ModelMetadata.from_json(json.dumps(raw))
+    with pytest.raises(ModelError, match="up has 3 values, the model reads 2 coordinates"):
+        ModelSpec(architecture="res-tcn", input=spec.input, classes=("a", "b"),
+                  mean=(0.0,) * 68, envelope=Envelope("training data", 1, (1.0, 1.0, 1.0),
+                                                      up=(0.0, 1.0, 0.0)))
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (4, "'coords' must lie in 2..3, got 4"),
+    (1, "'coords' must lie in 2..3, got 1"),
+    (2, "'D' is 60, expected bodies*joints*coords = 40"),
+])
+def test_coords_are_checked(value, message):
+    with pytest.raises(ModelError) as info:
+        ModelMetadata.from_json(edited(["input", "coords"], value), source="m.onnx")
+    assert message in str(info.value)

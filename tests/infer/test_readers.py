@@ -33,7 +33,8 @@ def test_npy_object_array_is_refused_without_unpickling(tmp_path):
     ("content", "match"),
     [
         (np.zeros((0, 20, 3)), "non-empty"),
-        (np.zeros((5, 20, 2)), r"\(T, V, 3\)"),
+        (np.zeros((5, 20, 4)), r"\(T, V, 3\)"),
+        (np.ones((5, 20, 2)), "holds 2-D keypoints .* load_sequence\\(coords=2\\)"),
         (np.full((2, 20, 3), np.nan), "finite"),
     ],
 )
@@ -104,6 +105,56 @@ def test_pyskl_single_annotation_via_load_sequence(tmp_path):
     many.write_bytes(pickle.dumps(pyskl_doc()))
     with pytest.raises(SkeletonFormatError, match="3 annotations"):
         load_sequence(many)
+
+
+def pyskl_2d_doc(scores: bool = True) -> dict:
+    """PYSKL's 2-D form: keypoint (M, T, V, 2) pixels, keypoint_score (M, T, V) apart."""
+    rng = np.random.default_rng(3)
+    anns = []
+    for i in range(3):
+        ann = {"frame_dir": f"s{i}", "label": i % 2, "total_frames": 5, "img_shape": (1080, 1920),
+               "keypoint": rng.uniform(100, 1000, (1, 5, 17, 2)).astype(np.float32)}
+        if scores:
+            ann["keypoint_score"] = np.full((1, 5, 17), 0.9, np.float32)
+            ann["keypoint_score"][0, 1, 3] = 0.2  # unsure: absent
+        anns.append(ann)
+    return {"split": {"train": ["s0", "s1"], "val": ["s2"]}, "annotations": anns}
+
+
+def test_a_2d_pyskl_file_keeps_x_y_and_masks_low_scores(tmp_path):
+    doc = pyskl_2d_doc()
+    path = tmp_path / "d2.pkl"
+    path.write_bytes(pickle.dumps(doc))
+    data = read_pyskl(path)
+    kp = data.split("val")[0].keypoint
+    assert kp.shape == (1, 5, 17, 2) and not kp[0, 1, 3].any()
+    np.testing.assert_array_equal(kp[0, 0], doc["annotations"][2]["keypoint"][0, 0])
+    doc["min_confidence"] = 0.1  # the builder's own threshold: the 0.2 joint is kept
+    path.write_bytes(pickle.dumps(doc))
+    assert read_pyskl(path).split("val")[0].keypoint[0, 1, 3].all()
+    one = tmp_path / "one.pkl"
+    one.write_bytes(pickle.dumps(pyskl_2d_doc()["annotations"][0]))
+    with pytest.raises(SkeletonFormatError, match="holds 2-D keypoints"):
+        load_sequence(one)
+    assert load_sequence(one, coords=2).shape == (1, 5, 17, 2)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda d: d["annotations"][1].update(keypoint=np.ones((1, 5, 17, 3), np.float32)),
+     "annotation 1 \\(s1\\) has 3 coordinates per joint, s0 2; a data set holds one kind"),
+    (lambda d: d["annotations"][0].update(keypoint_score=np.ones((1, 5), np.float32)),
+     "expected keypoint_score of shape \\(1, 5, 17\\)"),
+    (lambda d: d.update(min_confidence=2), "'min_confidence' must be a number in \\[0, 1\\]"),
+    (lambda d: d["annotations"][0].update(keypoint=np.ones((1, 5, 17, 1), np.float32)),
+     "expected keypoint array \\(M, T, V, 3\\) or \\(M, T, V, 2\\)"),
+])
+def test_2d_pyskl_inconsistencies_are_named(tmp_path, change, match):
+    doc = pyskl_2d_doc()
+    change(doc)
+    path = tmp_path / "bad2.pkl"
+    path.write_bytes(pickle.dumps(doc))
+    with pytest.raises(SkeletonFormatError, match=match):
+        read_pyskl(path)
 
 
 def test_numpy1_module_paths_are_accepted(tmp_path):
