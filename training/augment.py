@@ -1,4 +1,4 @@
-"""Training-time augmentation of raw skeleton sequences ``(M, T, V, 3)``, before windowing.
+"""Training-time augmentation of raw skeleton sequences ``(M, T, V, C)``, before windowing.
 
 Everything here keeps the paper's principle of raw coordinates: nothing is normalised, the
 augmentations only show the network more of what raw data can look like.
@@ -15,6 +15,14 @@ augmentations only show the network more of what raw data can look like.
 - ``shift``: move it by ~ U(-shift, shift) metres along each axis (where the sensor stands).
 
 Absent joints and bodies (all-zero) stay exactly zero.
+
+2-D keypoints (C = 2, image plane) get the orthographic projection of the same transform
+applied to a body without depth (every joint at its centroid's depth): the 2 x 2 top-left block
+of the 3-D matrix. So ``rotate`` (another viewpoint about the vertical axis) narrows the body
+horizontally by cos(angle), ``tilt`` narrows it vertically by cos(tilt), ``roll`` turns it in the
+image plane, ``scale`` scales it, and ``shift`` moves it in x and y -- in the data's units
+(pixels or image fractions, not metres: set ``shift`` for them). The draws are the same as in
+3-D, so a recipe means one thing for both.
 
 :meth:`Augmentation.draw` makes one sequence's random draws and :meth:`Augmentation.apply` applies
 them: this numpy version is the per-sample reference that the batched training path
@@ -84,8 +92,9 @@ class Augmentation:
         return Draws(keep, first, float(angle), float(factor), offset, float(tilt), float(roll))
 
     def apply(self, seq: np.ndarray, draws: Draws) -> np.ndarray:
-        """``(M, T, V, 3)`` -> ``(M, T', V, 3)`` float32: leading/trailing empty frames cut,
-        then the drawn crop, then the drawn rigid transform about the centroid.
+        """``(M, T, V, C)`` -> ``(M, T', V, C)`` float32: leading/trailing empty frames cut,
+        then the drawn crop, then the drawn rigid transform about the centroid (for C = 2 its
+        projection, see the module docstring).
 
         A crop holding no frame with a body keeps the whole span instead (a sequence with an
         empty stretch inside must not become an empty input).
@@ -98,21 +107,25 @@ class Augmentation:
         seq = seq.astype(np.float32, copy=False)
         if draws.offset is None:
             return seq
-        points = seq.reshape(-1, 3)  # (M*T'*V, 3)
-        # numpy's reductions over a length-3 last axis are slow: compare columns, sum by BLAS
-        present = (points[:, 0] != 0) | (points[:, 1] != 0) | (points[:, 2] != 0)  # (N,)
+        c = seq.shape[-1]
+        points = seq.reshape(-1, c)  # (M*T'*V, C)
+        # numpy's reductions over a short last axis are slow: compare columns, sum by BLAS
+        present = points[:, 0] != 0  # (N,)
+        for k in range(1, c):
+            present |= points[:, k] != 0
         count = np.count_nonzero(present)
         if count == 0:
             return seq
         # absent joints are all-zero, so the sum over all points is the sum over the present
-        center = np.ones(len(points), np.float32) @ points / np.float32(count)  # (3,)
-        moved = (points - center) @ draws.rotation().T.astype(np.float32)  # (N, 3)
-        moved += (center + draws.offset).astype(np.float32)
+        center = np.ones(len(points), np.float32) @ points / np.float32(count)  # (C,)
+        rotation = draws.rotation()[:c, :c]  # (C, C): the image-plane block for 2-D
+        moved = (points - center) @ rotation.T.astype(np.float32)  # (N, C)
+        moved += (center + draws.offset[:c]).astype(np.float32)
         moved *= present[:, None]  # absent joints stay exactly zero
-        return moved.reshape(seq.shape)  # (M, T', V, 3)
+        return moved.reshape(seq.shape)  # (M, T', V, C)
 
     def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Draw and apply: ``(M, T, V, 3)`` -> ``(M, T', V, 3)`` float32."""
+        """Draw and apply: ``(M, T, V, C)`` -> ``(M, T', V, C)`` float32."""
         start, stop = valid_span(seq)
         return self.apply(seq, self.draw(rng, stop - start))
 
@@ -126,7 +139,7 @@ class Draws:
     first: int
     angle: float = 0.0  # radians about y
     factor: float = 1.0
-    offset: np.ndarray | None = None  # (3,) metres; None: coordinates are not moved
+    offset: np.ndarray | None = None  # (3,) data units (x, y used for 2-D); None: not moved
     tilt: float = 0.0  # radians about x
     roll: float = 0.0  # radians about z
 

@@ -2,7 +2,7 @@
 as batched tensor operations (the same on CPU and CUDA).
 
 A split is packed once (:class:`DeviceSplit`): every sequence in the model's joint layout and
-body count, frames end to end in one tensor ``(F, M, V, 3)`` with each sequence's valid span
+body count, frames end to end in one tensor ``(F, M, V, C)`` with each sequence's valid span
 (first to last frame with a body), on the training device when it fits, else in pinned host
 memory from which each batch's frames are gathered and copied. A batch is then a few index
 operations, for any number of sequences at once:
@@ -13,7 +13,8 @@ operations, for any number of sequences at once:
    ``linspace(0, t'-1, window)`` (``pad``: ``0..t'-1`` then zeros when ``t' <= window``), their
    two neighbouring frames ``lo``, ``hi`` and weights ``w``, computed exactly as numpy does;
 3. the rigid transform (augmentation) of those frames about the crop's centroid -- from prefix
-   sums of the packed frames, so no per-sequence loop -- with absent joints kept at zero;
+   sums of the packed frames, so no per-sequence loop -- with absent joints kept at zero (2-D
+   keypoints: its image-plane block, as :mod:`restcn_training.augment` defines it);
 4. ``x = f[lo] * (1 - w) + f[hi] * w``, flattened body-major to ``(B, window, D)``.
 
 The numpy definitions stay the reference: ``restcn_infer.spec.InputSpec.prepare`` (the window
@@ -115,15 +116,16 @@ class DeviceSplit:
         chunks, spans = [], []
         offset = 0
         for i in indices:
-            seq = fit_bodies(split.sequence(int(i)), spec.bodies)  # (M, T, V, 3)
+            seq = fit_bodies(split.sequence(int(i)), spec.bodies)  # (M, T, V, C)
             start, stop = valid_span(seq)
             if stop == start:
                 raise DataError(f"sequence {split.names[int(i)]}: no frame with a body")
             chunks.append(np.ascontiguousarray(seq[:, start:stop].transpose(1, 0, 2, 3),
-                                               dtype=np.float32))  # (t, M, V, 3)
+                                               dtype=np.float32))  # (t, M, V, C)
             spans.append((offset, offset + stop - start))
             offset += stop - start
-        frames = torch.from_numpy(np.concatenate(chunks))  # (F, M, V, 3)
+        frames = torch.from_numpy(np.concatenate(chunks))  # (F, M, V, C)
+        self.coords = c = frames.shape[-1]
         span = torch.tensor(spans, dtype=torch.int64)  # (N, 2)
         self.labels = torch.as_tensor(np.asarray(split.labels)[indices], dtype=torch.int64)
         self.start, self.stop = span[:, 0], span[:, 1]
@@ -131,9 +133,9 @@ class DeviceSplit:
         # (the centroid of any frame range in O(1)); nearest non-empty frame either side.
         present = (frames != 0).any(dim=-1)  # (F, M, V)
         nonempty = present.flatten(1).any(dim=1)  # (F,)
-        sums = frames.double().sum(dim=(1, 2))  # (F, 3): absent points are zeros
+        sums = frames.double().sum(dim=(1, 2))  # (F, C): absent points are zeros
         counts = present.flatten(1).sum(dim=1).double()  # (F,)
-        self.sum_prefix = torch.cat([torch.zeros(1, 3, dtype=torch.float64), sums.cumsum(0)])
+        self.sum_prefix = torch.cat([torch.zeros(1, c, dtype=torch.float64), sums.cumsum(0)])
         self.count_prefix = torch.cat([torch.zeros(1, dtype=torch.float64), counts.cumsum(0)])
         positions = torch.arange(len(frames))
         big = torch.full_like(positions, len(frames))
@@ -181,15 +183,16 @@ class DeviceSplit:
             start = torch.where(keep, cut_start, start)
             stop = torch.where(keep, cut_stop, stop)
         lo, hi, w, inside = self._positions(start, stop)  # (B, window) each
-        a, b = self.frames[lo], self.frames[hi]  # (B, window, M, V, 3)
+        a, b = self.frames[lo], self.frames[hi]  # (B, window, M, V, C)
         a, b, w, inside = (t.to(self.device, non_blocking=True) for t in (a, b, w, inside))
         if draws is not None and draws.offset is not None:
-            center = self._centroid(start, stop).float().to(self.device)  # (B, 3), as numpy's
-            rotation = draws.rotation().float().to(self.device)  # (B, 3, 3)
-            shift = (center.double() + draws.offset.to(self.device)).float()  # (B, 3)
+            c = self.coords
+            center = self._centroid(start, stop).float().to(self.device)  # (B, C), as numpy's
+            rotation = draws.rotation()[:, :c, :c].float().to(self.device)  # (B, C, C)
+            shift = (center.double() + draws.offset[:, :c].to(self.device)).float()  # (B, C)
             a, b = (self._move(p, center, rotation, shift) for p in (a, b))
         w = w[..., None, None, None]  # (B, window, 1, 1, 1)
-        x = a * (1.0 - w) + b * w  # (B, window, M, V, 3)
+        x = a * (1.0 - w) + b * w  # (B, window, M, V, C)
         x = torch.where(inside[..., None, None, None], x, torch.zeros_like(x))
         return x.flatten(2), self.labels[index].to(self.device)  # (B, window, D), (B,)
 
@@ -217,18 +220,18 @@ class DeviceSplit:
         return start[:, None] + lo, start[:, None] + hi, w, inside
 
     def _centroid(self, start: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
-        """Mean of the present points in frames ``[start, stop)``: ``(B, 3)`` float64."""
-        total = self.sum_prefix[stop] - self.sum_prefix[start]  # (B, 3)
+        """Mean of the present points in frames ``[start, stop)``: ``(B, C)`` float64."""
+        total = self.sum_prefix[stop] - self.sum_prefix[start]  # (B, C)
         count = (self.count_prefix[stop] - self.count_prefix[start]).clamp(min=1)  # (B,)
         return total / count[:, None]
 
     @staticmethod
     def _move(points: torch.Tensor, center: torch.Tensor, rotation: torch.Tensor,
               shift: torch.Tensor) -> torch.Tensor:
-        """``R (p - c) + c + o`` for the present points of ``(B, W, M, V, 3)``; absent stay 0."""
+        """``R (p - c) + c + o`` for the present points of ``(B, W, M, V, C)``; absent stay 0."""
         b = points.shape[0]
-        flat = points.reshape(b, -1, 3)  # (B, P, 3)
-        moved = (flat - center[:, None, :]) @ rotation.transpose(1, 2)  # (B, P, 3)
+        flat = points.reshape(b, -1, points.shape[-1])  # (B, P, C)
+        moved = (flat - center[:, None, :]) @ rotation.transpose(1, 2)  # (B, P, C)
         moved = moved + shift[:, None, :]
         present = (flat != 0).any(dim=-1, keepdim=True)  # (B, P, 1)
         return torch.where(present, moved, torch.zeros_like(moved)).reshape(points.shape)

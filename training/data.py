@@ -4,8 +4,9 @@ The data set is read by :func:`restcn_infer.datasets.open_dataset` (PYSKL pickle
 directory or CTR-GCN ``.npz``: the same reader evaluation and diagnosis use).
 :class:`WindowedDataset` turns a split into network inputs ``(window, D)`` with
 :meth:`restcn_infer.spec.InputSpec.prepare`, the path the runtime takes (augmentation, when given,
-acts on the raw ``(M, T, V, 3)`` sequence before it). Every check that can fail does so here,
-before any training starts, with a :class:`DataError` that says what is wrong.
+acts on the raw ``(M, T, V, C)`` sequence before it; C = 3, or 2 for a 2-D data set). Every
+check that can fail does so here, before any training starts, with a :class:`DataError` that
+says what is wrong.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class TrainingData:
     bodies: int  # max bodies over the training split's sequences
     classes: list[str]
     val_name: str = "val"  # what ``val`` is: a split's name, or which holdout
+    coords: int = 3  # coordinates per joint (2: a 2-D data set's image keypoints)
 
 
 def load_training_data(path: str | Path, train_split: str, val_split: str,
@@ -66,7 +68,7 @@ def load_training_data(path: str | Path, train_split: str, val_split: str,
     _check_split(train, train_split, data.classes, training=True)
     _check_split(val, val_split, data.classes, training=False)
     return TrainingData(train=train, val=val, layout=data.layout, bodies=train.bodies,
-                        classes=list(data.classes), val_name=val_split)
+                        classes=list(data.classes), val_name=val_split, coords=data.coords)
 
 
 def _check_split(split: LabelledSplit, name: str, classes: list[str], training: bool) -> None:
@@ -103,7 +105,7 @@ class WindowedDataset(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        seq = self.split.sequence(index)  # (M, T, V, 3)
+        seq = self.split.sequence(index)  # (M, T, V, C)
         if self.augmentation is not None:
             seq = self.augmentation(seq, np.random.default_rng((self.seed, self.epoch, index)))
         try:
@@ -124,6 +126,6 @@ def mean_skeleton(split: LabelledSplit, spec: InputSpec, modality: str = "joint"
     plain = WindowedDataset(split, spec)
     total = np.zeros(spec.D)
     for i in range(len(plain)):
-        x = modality_features(plain[i][0].numpy(), modality, parents)  # (window, D)
+        x = modality_features(plain[i][0].numpy(), modality, parents, spec.coords)  # (T, D)
         total += x.sum(axis=0, dtype=np.float64)  # (window, D) -> (D,)
     return (total / (len(plain) * spec.window)).astype(np.float32)

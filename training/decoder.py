@@ -67,7 +67,10 @@ class FeatureMapDecoder(nn.Module):
 
     Holds copies of the fixed weights it needs (the decoder does not follow later changes to
     ``model``): ``W_hat_1 (N_1 x D)``, for each transition layer ``k`` ``W_hat_k`` and
-    ``W_tilde_k`` (``N_k x N_{k-1}``), and the mean skeleton ``mu (D,)``.
+    ``W_tilde_k`` (``N_k x N_{k-1}``), and the mean skeleton ``mu (D,)``. A model whose input
+    is scaled (``model.input_scale``, 2-D keypoints) decodes in the scaled unit, so the decoded
+    offsets are divided by it before ``mu`` is added back: skeletons come out in the input's
+    own units.
 
     Args:
         model: a registered architecture; its ``decoded_trunk`` (Res-TCN: the trunk,
@@ -85,6 +88,7 @@ class FeatureMapDecoder(nn.Module):
             raise ValueError(f"decoder layers must be a non-empty subset of 1..{num_layers}, "
                              f"got {list(layers)}")
         self.transitions = transition_layers(trunk)
+        self.input_scale = float(getattr(model, "input_scale", 1.0))
         with torch.no_grad():
             self.register_buffer("mu", model.mean.detach().clone())  # (D,)
             self.register_buffer("w_hat_1", trunk.conv1.compressed_filters().detach().clone())
@@ -113,7 +117,10 @@ class FeatureMapDecoder(nn.Module):
             x = self.retrieve(x, activations[k - 1], k)  # (B, N_{k-1}, T_k)
             x = upsample(x, activations[k - 2])  # (B, N_{k-1}, T_{k-1}), the block below
         x = x.transpose(1, 2)  # (B, N_1, T) -> (B, T, N_1)
-        return x @ self.w_hat_1 + self.mu  # (B, T, N_1) @ (N_1, D) + (D,) -> (B, T, D)
+        offsets = x @ self.w_hat_1  # (B, T, N_1) @ (N_1, D) -> (B, T, D)
+        if self.input_scale != 1.0:
+            offsets = offsets / self.input_scale  # back to the input's units
+        return offsets + self.mu  # (B, T, D)
 
     def forward(self, activations: Sequence[torch.Tensor], time: int | None = None) -> torch.Tensor:
         """Decode ``self.layers`` from all layer outputs.

@@ -45,7 +45,8 @@ def motion_primitives(model: nn.Module, scale: float | None = None) -> tuple[np.
     """The model's conv1 filters as skeleton sequences ``(N, f, D)`` and the scale used
     (:func:`restcn_infer.primitives.motion_primitives`, on the decoded trunk's conv1)."""
     weight = model.decoded_trunk.conv1.weight.detach().double().numpy()  # (N, D, f)
-    return primitives_from_filters(weight, model.mean.detach().double().numpy(), scale)
+    return primitives_from_filters(weight, model.mean.detach().double().numpy(), scale,
+                                   model.features.coords)
 
 
 def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
@@ -55,25 +56,28 @@ def write_primitives(run: str | os.PathLike[str], out_dir: str | os.PathLike[str
 
     Returns the PNG and the scale used.
     """
+    from restcn_infer.plausibility import envelope_for
     from restcn_infer.render import render_primitives
 
     ckpt, model = load_run(run)
     prims, scale = motion_primitives(model, scale)  # (N, f, D)
     layout = ckpt.spec.input.layout
-    skeletons = unflatten(prims, ckpt.spec.input.bodies)  # (N, f, D) -> (N, M, f, V, 3)
-    skeletons = skeletons.swapaxes(1, 2)  # -> (N, f, M, V, 3)
+    spec = ckpt.spec.input
+    skeletons = unflatten(prims, spec.bodies, spec.coords)  # (N, f, D) -> (N, M, f, V, C)
+    skeletons = skeletons.swapaxes(1, 2)  # -> (N, f, M, V, C)
     weight = model.decoded_trunk.conv1.weight.detach().numpy()
     norms = np.linalg.norm(weight.reshape(len(prims), -1), axis=1)
     order = strongest_filters(weight, top)
     labels = [f"#{i} |w|={norms[i]:.2f}" for i in order]
     out = render_primitives(skeletons[order], layout, Path(out_dir) / "primitives.png",
-                            labels=labels, highlight=ckpt.spec.target_joints)
+                            labels=labels, highlight=ckpt.spec.target_joints,
+                            y_down=envelope_for(ckpt.spec).y_down)
     return out, scale
 
 
 def class_sequences(data: str | os.PathLike[str], split: str, class_name: str,
                     limit: int) -> tuple[list[np.ndarray], JointLayout]:
-    """Up to ``limit`` raw sequences ``(M, T, V, 3)`` of ``class_name`` in ``split`` of ``data``
+    """Up to ``limit`` raw sequences ``(M, T, V, C)`` of ``class_name`` in ``split`` of ``data``
     (a PYSKL pickle or a packed benchmark directory), in the data set's order."""
     from restcn_training.data import load_training_data
 

@@ -51,7 +51,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from restcn_infer.atomic import atomic_write_text
 from restcn_infer.diagnosis_summary import read_suggested_target
-from restcn_infer.envelope import envelope_of_split
+from restcn_infer.envelope import envelope_of_split, unit_scale
 from restcn_infer.output_paths import check_output_dir
 from restcn_infer.spec import InputSpec, ModelSpec
 from restcn_training import distributed
@@ -111,8 +111,10 @@ def target_joints(cfg: TrainConfig, spec: InputSpec) -> tuple[Any, dict[str, Any
                            "group": target.group, "joints": list(target.joints)}
 
 
-def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int) -> dict[str, Any]:
-    """The registry config dict of ``cfg.model`` for the run's input.
+def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int,
+                       input_scale: float = 1.0) -> dict[str, Any]:
+    """The registry config dict of ``cfg.model`` for the run's input (``input_scale``: its
+    unit, :func:`restcn_infer.envelope.unit_scale`).
 
     Raises:
         ConfigError: ``channels`` of the wrong length, or target joints the layout lacks.
@@ -120,6 +122,8 @@ def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int) -> d
     """
     options: dict[str, Any] = {"dropout": cfg.dropout, "channels": cfg.channels,
                                "modality": cfg.modality}
+    if input_scale != 1.0:
+        options["input_scale"] = input_scale
     if cfg.target_joints is not None:
         options["target_joints"] = target_joints(cfg, spec)[0]
     try:
@@ -197,8 +201,13 @@ class Trainer:
                                            holdout_match=cfg.holdout_match,
                                            holdout_seed=cfg.holdout_seed)
         self.input_spec = InputSpec(layout=d.layout, bodies=d.bodies, window=cfg.window,
-                                    policy=cfg.window_policy)
-        self.model_config = build_model_config(cfg, self.input_spec, len(d.classes))
+                                    policy=cfg.window_policy, coords=d.coords)
+        # The training bodies' envelope (restcn_infer.envelope): what the runtime compares every
+        # input with (units, vertical axis, proportions, position); at most 2,000 sequences.
+        # For 2-D keypoints it also fixes the input's unit (unit_scale, in the model config).
+        envelope = envelope_of_split(d.train, d.layout)
+        self.model_config = build_model_config(cfg, self.input_spec, len(d.classes),
+                                               unit_scale(envelope, d.coords))
         self.ctx = distributed.setup(cfg.device)
         self.autocast_dtype, use_scaler = _precision(self.ctx.device, cfg.precision)
 
@@ -210,7 +219,7 @@ class Trainer:
         self.val_data = DeviceSplit(d.val, self.input_spec, device,
                                     np.arange(rank, len(d.val), world))
         features = ModalityFeatures(cfg.modality, tuple(self.model_config["parents"]),
-                                    self.input_spec.D).to(device)
+                                    self.input_spec.D, self.input_spec.coords).to(device)
         self.mean = feature_mean(self.train_data if world == 1 else
                                  DeviceSplit(d.train, self.input_spec, device), features)
         #: The model description; its metrics are filled in when training ends.
@@ -223,9 +232,7 @@ class Trainer:
                       **({"target_joints_from": source}
                          if (source := target_joints(cfg, self.input_spec)[1]) else {})})
 
-        # The training bodies' envelope (restcn_infer.envelope): what the runtime compares every
-        # input with (units, vertical axis, proportions, position); at most 2,000 sequences.
-        self.spec = dataclasses.replace(self.spec, envelope=envelope_of_split(d.train, d.layout))
+        self.spec = dataclasses.replace(self.spec, envelope=envelope)
 
         seed_everything(cfg.seed)  # same initial weights on every rank
         self.model = create_model(cfg.model, self.model_config)

@@ -19,13 +19,15 @@ class ModalityFeatures(nn.Module):
     Args:
         modality: ``joint``, ``bone``, ``motion`` or ``bone-motion``.
         parents: the parent of every joint (-1: root), for bones.
-        d: features per frame, ``bodies * joints * 3``.
+        d: features per frame, ``bodies * joints * coords``.
+        coords: coordinates per joint (3, or 2 for image keypoints).
     """
 
-    def __init__(self, modality: str, parents: Sequence[int], d: int) -> None:
+    def __init__(self, modality: str, parents: Sequence[int], d: int, coords: int = 3) -> None:
         super().__init__()
-        check_modality(modality, parents, d)
+        check_modality(modality, parents, d, coords)
         self.modality = modality
+        self.coords = coords
         index = [p if p >= 0 else j for j, p in enumerate(parents)]  # a root is its own parent
         self.register_buffer("parent_index", torch.tensor(index or [0], dtype=torch.long),
                              persistent=False)
@@ -36,12 +38,12 @@ class ModalityFeatures(nn.Module):
             return x
         b, t, d = x.shape
         if "bone" in self.modality:
-            body = x.reshape(b, t, -1, self.joints, 3)  # (B, T, M, V, 3)
-            parent = body.index_select(3, self.parent_index)  # (B, T, M, V, 3)
+            body = x.reshape(b, t, -1, self.joints, self.coords)  # (B, T, M, V, C)
+            parent = body.index_select(3, self.parent_index)  # (B, T, M, V, C)
             both = _present(body) & _present(parent)  # (B, T, M, V, 1)
             x = torch.where(both, body - parent, torch.zeros_like(body)).reshape(b, t, d)
         if "motion" in self.modality:
-            points = x.reshape(b, t, -1, 3)  # (B, T, P, 3)
+            points = x.reshape(b, t, -1, self.coords)  # (B, T, P, C)
             prev = torch.cat([torch.zeros_like(points[:, :1]), points[:, :-1]], dim=1)
             both = _present(points) & _present(prev)  # (B, T, P, 1)
             x = torch.where(both, points - prev, torch.zeros_like(points)).reshape(b, t, d)
@@ -49,5 +51,5 @@ class ModalityFeatures(nn.Module):
 
 
 def _present(points: torch.Tensor) -> torch.Tensor:
-    """``(..., 3) -> (..., 1)``: a point is present when any coordinate is non-zero."""
+    """``(..., C) -> (..., 1)``: a point is present when any coordinate is non-zero."""
     return (points != 0).any(dim=-1, keepdim=True)

@@ -46,7 +46,7 @@ class MSResTCNConfig(ResTCNConfig):
 
     Attributes:
         num_joints: V of the joint layout.
-        bodies: M; ``in_channels`` must equal ``bodies * num_joints * 3``.
+        bodies: M; ``in_channels`` must equal ``bodies * num_joints * coords``.
         target_joints: joint indices (layout order) the TA stream sees, in every body.
         pipe_kernel_size: temporal length of the pipe convs P_l.
     """
@@ -59,10 +59,10 @@ class MSResTCNConfig(ResTCNConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.target_joints = tuple(sorted({int(j) for j in self.target_joints}))
-        if self.in_channels != self.bodies * self.num_joints * 3:
+        if self.in_channels != self.bodies * self.num_joints * self.coords:
             raise ValueError(
                 f"in_channels {self.in_channels} != bodies {self.bodies} x joints "
-                f"{self.num_joints} x 3"
+                f"{self.num_joints} x {self.coords} coordinates"
             )
         if not self.target_joints:
             raise ValueError("target_joints is empty")
@@ -73,7 +73,8 @@ class MSResTCNConfig(ResTCNConfig):
     @classmethod
     def for_input(cls, spec: InputSpec, num_classes: int, *, dropout: float = 0.5,
                   channels: tuple[int, ...] | None = None, modality: str = "joint",
-                  target_joints: str | tuple[int, ...] = "hands") -> MSResTCNConfig:
+                  target_joints: str | tuple[int, ...] = "hands",
+                  input_scale: float = 1.0) -> MSResTCNConfig:
         """The config for ``spec``'s input, targeting ``target_joints`` (a group of the
         layout, a comma list or indices; see ``JointLayout.resolve_joints``).
 
@@ -81,24 +82,26 @@ class MSResTCNConfig(ResTCNConfig):
             ValueError: bad ``channels``; LayoutError: joints the layout does not have.
         """
         base = ResTCNConfig.for_input(spec, num_classes, dropout=dropout, channels=channels,
-                                      modality=modality)
+                                      modality=modality, input_scale=input_scale)
         return cls(**{f.name: getattr(base, f.name) for f in fields(ResTCNConfig)},
                    num_joints=spec.num_joints, bodies=spec.bodies,
                    target_joints=spec.layout.resolve_joints(target_joints))
 
     def target_dims(self) -> list[int]:
-        """Input dims of the targeted joints, every body: ``body*V*3 + joint*3 + coord``."""
-        return [body * self.num_joints * 3 + joint * 3 + coord
+        """Input dims of the targeted joints, every body: ``body*V*C + joint*C + coord``."""
+        c = self.coords
+        return [body * self.num_joints * c + joint * c + coord
                 for body in range(self.bodies)
                 for joint in self.target_joints
-                for coord in range(3)]
+                for coord in range(c)]
 
 
 class MSResTCN(SkeletonNetwork):
     """MS-Res-TCN on ``(B, T, D)`` raw skeleton sequences; see the module docstring."""
 
     def __init__(self, config: MSResTCNConfig) -> None:
-        super().__init__(config.in_channels, config.modality, config.parents)
+        super().__init__(config.in_channels, config.modality, config.parents, config.coords,
+                         config.input_scale)
         self.config = config
         dims = config.target_dims()
         # Targeted input dims (K,), derived from the config, so not stored in the state dict.

@@ -28,21 +28,29 @@ class SkeletonNetwork(nn.Module):
         in_channels: ``D``, the raw input's features per frame.
         modality: the input modality (:data:`restcn_infer.modality.MODALITIES`).
         parents: each joint's parent (-1: root), for the bone modalities.
+        coords: coordinates per joint (3, or 2 for image keypoints).
+        input_scale: the fixed unit the mean-subtracted features are multiplied by
+            (:func:`restcn_infer.envelope.unit_scale`; 1: none, every 3-D model).
     """
 
     def __init__(self, in_channels: int, modality: str = "joint",
-                 parents: tuple[int, ...] = ()) -> None:
+                 parents: tuple[int, ...] = (), coords: int = 3,
+                 input_scale: float = 1.0) -> None:
         super().__init__()
-        self.features = ModalityFeatures(modality, parents, in_channels)
+        self.features = ModalityFeatures(modality, parents, in_channels, coords)
         self.register_buffer("mean", torch.zeros(in_channels), persistent=False)  # (D,)
+        #: A constant of the architecture (its config), so the exported graph holds it.
+        self.input_scale = float(input_scale)
 
     def set_mean(self, mean: torch.Tensor) -> None:
         """Store the training split's mean skeleton ``(D,)``."""
         self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
 
     def input_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, D)`` raw -> the modality's features minus their mean, ``(B, T, D)``."""
-        return self.features(x) - self.mean
+        """``(B, T, D)`` raw -> the modality's features minus their mean, times the input
+        scale, ``(B, T, D)``."""
+        x = self.features(x) - self.mean
+        return x if self.input_scale == 1.0 else x * self.input_scale
 
     @property
     def decoded_modality(self) -> str | None:

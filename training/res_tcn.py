@@ -30,7 +30,7 @@ from restcn_training.network import SkeletonNetwork
 class ResTCNConfig:
     """Constructor arguments of :class:`ResTCN`; checkpoints store ``asdict(config)``."""
 
-    in_channels: int  # D = bodies * joints * 3
+    in_channels: int  # D = bodies * joints * coords
     num_classes: int
     kernel_size: int = 8
     conv1_channels: int = 64
@@ -39,6 +39,8 @@ class ResTCNConfig:
     dropout: float = 0.5
     modality: str = "joint"  # restcn_infer.modality.MODALITIES
     parents: tuple[int, ...] = ()  # each joint's parent (-1: root), for the bone modalities
+    coords: int = 3  # coordinates per joint: 3 (x, y, z) or 2 (image keypoints)
+    input_scale: float = 1.0  # the input's fixed unit (restcn_infer.envelope.unit_scale)
 
     def __post_init__(self) -> None:
         self.unit_channels = tuple(self.unit_channels)
@@ -46,19 +48,24 @@ class ResTCNConfig:
         self.parents = tuple(int(p) for p in self.parents)
         if len(self.unit_channels) != len(self.unit_strides):
             raise ValueError("unit_channels and unit_strides must have the same length")
+        self.input_scale = float(self.input_scale)
+        if not 0.0 < self.input_scale < float("inf"):
+            raise ValueError(f"input_scale must be a positive number, got {self.input_scale}")
 
     @classmethod
     def for_input(cls, spec: InputSpec, num_classes: int, *, dropout: float = 0.5,
-                  channels: tuple[int, ...] | None = None,
-                  modality: str = "joint") -> ResTCNConfig:
+                  channels: tuple[int, ...] | None = None, modality: str = "joint",
+                  input_scale: float = 1.0) -> ResTCNConfig:
         """The config for ``spec``'s input; ``channels``: the 9 units' widths (conv1 takes the
-        first), for small models; ``modality``: what the network computes from the raw input.
+        first), for small models; ``modality``: what the network computes from the raw input;
+        ``input_scale``: the input's unit (:func:`restcn_infer.envelope.unit_scale`).
 
         Raises:
             ValueError: ``channels`` of the wrong length.
         """
         config = cls(in_channels=spec.D, num_classes=num_classes, dropout=dropout,
-                     modality=modality, parents=bone_parents(spec.layout))
+                     modality=modality, parents=bone_parents(spec.layout), coords=spec.coords,
+                     input_scale=input_scale)
         if channels:
             if len(channels) != len(config.unit_strides):
                 raise ValueError(f"channels needs {len(config.unit_strides)} values, "
@@ -80,7 +87,8 @@ class ResTCN(SkeletonNetwork):
     """Res-TCN on ``(B, T, D)`` raw skeleton sequences: one trunk and a classifier head."""
 
     def __init__(self, config: ResTCNConfig) -> None:
-        super().__init__(config.in_channels, config.modality, config.parents)
+        super().__init__(config.in_channels, config.modality, config.parents, config.coords,
+                         config.input_scale)
         self.config = config
         self.trunk = config.trunk()
         self.head = ClassifierHead(self.trunk.out_channels, config.num_classes)

@@ -19,13 +19,13 @@ from restcn_training.batches import BatchDraws, DeviceSplit, epoch_generator
 AUGMENT = Augmentation(crop=0.6, rotate=60.0, scale=0.2, shift=0.5, tilt=20.0, roll=10.0)
 
 
-def random_split(rng, n: int = 7, bodies: int = 2) -> ListSplit:
+def random_split(rng, n: int = 7, bodies: int = 2, coords: int = 3) -> ListSplit:
     """Sequences of 1..40 frames with empty frames at the ends and inside, an absent body, and
     a joint never tracked: everything the policy and the transforms must get right."""
     seqs = []
     for i in range(n):
         t = int(rng.integers(1, 41))
-        seq = rng.normal(size=(bodies, t, 20, 3)).astype(np.float32) + np.float32(2.0)
+        seq = rng.normal(size=(bodies, t, 20, coords)).astype(np.float32) + np.float32(2.0)
         seq[:, :, int(rng.integers(0, 20))] = 0.0  # a joint never tracked
         if bodies > 1 and i % 2:
             seq[1] = 0.0  # the second body absent
@@ -50,11 +50,14 @@ def as_draws(batch: BatchDraws, i: int) -> Draws:
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), window=st.sampled_from([1, 5, 16, 33, 64]),
-       policy=st.sampled_from(["resample", "pad"]), bodies=st.integers(1, 2))
-def test_unaugmented_batches_are_the_window_policy_bit_for_bit(seed, window, policy, bodies):
+       policy=st.sampled_from(["resample", "pad"]), bodies=st.integers(1, 2),
+       coords=st.sampled_from([2, 3]))
+def test_unaugmented_batches_are_the_window_policy_bit_for_bit(seed, window, policy, bodies,
+                                                               coords):
     rng = np.random.default_rng(seed)
-    split = random_split(rng, bodies=bodies)
-    spec = InputSpec(layout=KINECT20, bodies=bodies, window=window, policy=policy)
+    split = random_split(rng, bodies=bodies, coords=coords)
+    spec = InputSpec(layout=KINECT20, bodies=bodies, window=window, policy=policy,
+                     coords=coords)
     data = DeviceSplit(split, spec, torch.device("cpu"))
     x, y = data.batch(torch.arange(len(split)))
     want = np.stack([spec.prepare(split.sequence(i)) for i in range(len(split))])
@@ -65,12 +68,13 @@ def test_unaugmented_batches_are_the_window_policy_bit_for_bit(seed, window, pol
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), window=st.sampled_from([8, 16, 64]),
        policy=st.sampled_from(["resample", "pad"]),
-       augmentation=st.sampled_from([AUGMENT, Augmentation(crop=0.5), Augmentation(rotate=90)]))
+       augmentation=st.sampled_from([AUGMENT, Augmentation(crop=0.5), Augmentation(rotate=90)]),
+       coords=st.sampled_from([2, 3]))
 def test_augmented_batches_equal_the_per_sample_reference_on_the_same_draws(
-        seed, window, policy, augmentation):
+        seed, window, policy, augmentation, coords):
     rng = np.random.default_rng(seed)
-    split = random_split(rng)
-    spec = InputSpec(layout=KINECT20, bodies=2, window=window, policy=policy)
+    split = random_split(rng, coords=coords)
+    spec = InputSpec(layout=KINECT20, bodies=2, window=window, policy=policy, coords=coords)
     data = DeviceSplit(split, spec, torch.device("cpu"))
     index = torch.arange(len(split))
     draws = BatchDraws.draw(augmentation, data.lengths, torch.Generator().manual_seed(seed))

@@ -11,19 +11,34 @@ from hypothesis import strategies as st
 
 from helpers import write_tiny_pyskl
 from restcn_infer.errors import ModelError
-from restcn_infer.layouts import KINECT20, NTU25
+from restcn_infer.layouts import COCO17, KINECT20, NTU25
 from restcn_infer.modality import MODALITIES, bone_parents, modality_features
 from restcn_training.modality import ModalityFeatures
 
 
-def skeletons(rng, bodies: int, frames: int, joints: int) -> np.ndarray:
+def skeletons(rng, bodies: int, frames: int, joints: int, coords: int = 3) -> np.ndarray:
     """Flat ``(T, D)`` raw input with an absent body, absent joints and padding frames."""
-    x = rng.normal(size=(frames, bodies, joints, 3)).astype(np.float32)
+    x = rng.normal(size=(frames, bodies, joints, coords)).astype(np.float32)
     if bodies > 1:
         x[:, -1] = 0.0  # an absent body
     x[:, 0, rng.integers(0, joints)] = 0.0  # a joint never tracked
     x[frames - 2:] = 0.0  # padding at the end
     return x.reshape(frames, -1)
+
+
+def test_2d_definitions_by_hand():
+    """2-D keypoints: the same definitions per coordinate (x, y), D = V * 2."""
+    parents = bone_parents(COCO17)  # the nose is the root, the left eye hangs from it
+    x = np.zeros((2, 34), np.float32)
+    x[:, 0:2] = [[10, 20], [12, 20]]  # nose
+    x[:, 2:4] = [[11, 18], [13, 19]]  # left eye
+    bone = modality_features(x, "bone", parents, coords=2)
+    np.testing.assert_allclose(bone[:, 2:4], [[1, -2], [1, -1]])
+    assert np.all(bone[:, 0:2] == 0)  # the root
+    motion = modality_features(x, "bone-motion", parents, coords=2)
+    np.testing.assert_allclose(motion[1, 2:4], [0, 1])
+    with pytest.raises(ModelError, match="multiple of 2 coordinates"):
+        modality_features(np.zeros((2, 35), np.float32), "motion", coords=2)
 
 
 def test_definitions_by_hand():
@@ -43,16 +58,18 @@ def test_definitions_by_hand():
     np.testing.assert_array_equal(modality_features(x, "joint"), x)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), modality=st.sampled_from(MODALITIES),
-       layout=st.sampled_from([KINECT20, NTU25]), bodies=st.integers(1, 2),
-       frames=st.integers(3, 12))
-def test_the_torch_twin_equals_the_numpy_definition(seed, modality, layout, bodies, frames):
+       layout=st.sampled_from([KINECT20, NTU25, COCO17]), bodies=st.integers(1, 2),
+       frames=st.integers(3, 12), coords=st.sampled_from([2, 3]))
+def test_the_torch_twin_equals_the_numpy_definition(seed, modality, layout, bodies, frames,
+                                                    coords):
     rng = np.random.default_rng(seed)
-    x = np.stack([skeletons(rng, bodies, frames, layout.num_joints) for _ in range(2)])  # (B, T, D)
+    x = np.stack([skeletons(rng, bodies, frames, layout.num_joints, coords)
+                  for _ in range(2)])  # (B, T, D)
     parents = bone_parents(layout)
-    want = modality_features(x, modality, parents)
-    got = ModalityFeatures(modality, parents, x.shape[-1])(torch.from_numpy(x)).numpy()
+    want = modality_features(x, modality, parents, coords)
+    got = ModalityFeatures(modality, parents, x.shape[-1], coords)(torch.from_numpy(x)).numpy()
     np.testing.assert_array_equal(got, want)
     absent = np.all(x.reshape(2, frames, bodies, -1) == 0, axis=-1)  # (B, T, M): absent bodies
     assert np.all(want.reshape(2, frames, bodies, -1)[absent] == 0)  # stay exactly zero
