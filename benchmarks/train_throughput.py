@@ -13,7 +13,8 @@ NTU shape: T=300, D=150 (2 bodies x 25 joints x 3), 60 classes, batch 128.
 It also prints what that throughput means for one epoch of NTU60 cross-subject (40,091
 training sequences).
 
-    python benchmarks/train_throughput.py [--steps 3] [--device cpu|cuda|both] [--compile]
+    python benchmarks/train_throughput.py [--steps 3] [--rounds 3] [--device cpu|cuda|both]
+                                          [--compile]
 
 Run it under ``flock /tmp/restcn-cpu.lock`` on the shared CPU box.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -59,47 +61,60 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_loop(device: torch.device, steps: int) -> float:
-    """samples/s of plain eager SGD steps (one untimed warm-up step)."""
-    torch.manual_seed(0)
-    model = create_model("res-tcn", ResTCNConfig(BODIES * JOINTS * 3, CLASSES).to_dict()).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.randn(BATCH, T, BODIES * JOINTS * 3, device=device)  # (B, T, D)
-    y = torch.randint(0, CLASSES, (BATCH,), device=device)
-    for step in range(steps + 1):
-        if step == 1:
-            _sync(device)
-            t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    _sync(device)
-    return steps * BATCH / (time.perf_counter() - t0)
+class PlainLoop:
+    """Plain eager SGD steps on random tensors already in memory."""
+
+    def __init__(self, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.device = device
+        self.model = create_model("res-tcn", ResTCNConfig(BODIES * JOINTS * 3,
+                                                          CLASSES).to_dict()).to(device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01)
+        self.x = torch.randn(BATCH, T, BODIES * JOINTS * 3, device=device)  # (B, T, D)
+        self.y = torch.randint(0, CLASSES, (BATCH,), device=device)
+
+    def run(self, steps: int) -> float:
+        """samples/s of ``steps`` steps."""
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = F.cross_entropy(self.model(self.x), self.y)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        _sync(self.device)
+        return steps * BATCH / (time.perf_counter() - t0)
 
 
-def project_loop(device: torch.device, steps: int, root: Path, compile: bool) -> float:
-    """samples/s of one epoch (``steps`` batches) of the project's Trainer, its first step
-    included (the plain loop before it has warmed the same kernels; with ``compile`` an
-    untimed epoch compiles first)."""
-    cfg = TrainConfig(data=str(root), train_split="train", val_split="test", window=T,
-                      window_policy="pad", batch_size=BATCH, epochs=1,
-                      augmentation=DEFAULT_AUGMENTATION, device=device.type,
-                      compile=compile, out=str(root / "run"))
-    trainer = Trainer(cfg)  # packs the data on the device, computes the mean: not timed
-    if compile:
-        trainer.train_epoch(0)
-    _sync(device)
-    t0 = time.perf_counter()
-    trainer.train_epoch(0)
-    _sync(device)
-    return steps * BATCH / (time.perf_counter() - t0)
+class ProjectLoop:
+    """Epochs of the project's Trainer on the synthetic packed set (``steps`` batches each)."""
+
+    def __init__(self, device: torch.device, root: Path, compile: bool) -> None:
+        cfg = TrainConfig(data=str(root), train_split="train", val_split="test", window=T,
+                          window_policy="pad", batch_size=BATCH, epochs=1000,
+                          augmentation=DEFAULT_AUGMENTATION, device=device.type,
+                          compile=compile, out=str(root / "run"))
+        self.device = device
+        self.trainer = Trainer(cfg)  # packs the data on the device, computes the mean
+        self.epoch = 0
+
+    def run(self, steps: int) -> float:
+        """samples/s of one epoch (``steps`` batches)."""
+        _sync(self.device)
+        t0 = time.perf_counter()
+        self.trainer.train_epoch(self.epoch)
+        self.epoch += 1
+        _sync(self.device)
+        return steps * BATCH / (time.perf_counter() - t0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per loop (CPU)")
     parser.add_argument("--cuda-steps", type=int, default=120, help="timed steps per loop (CUDA)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating (plain, project) rounds after one untimed warm-up "
+                        "round; the ratio is the median over rounds")
     parser.add_argument("--device", choices=("cpu", "cuda", "both"), default="both")
     parser.add_argument("--compile", action="store_true", help="torch.compile the project loop")
     args = parser.parse_args()
@@ -118,13 +133,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             write_packed(root, steps * BATCH)
-            plain = plain_loop(device, steps)
-            ours = project_loop(device, steps, root, args.compile)
-        print(f"{device.type}: plain eager {plain:8.1f} samples/s | restcn-train loop "
-              f"{ours:8.1f} samples/s | ratio {ours / plain:.2f}x ({steps} steps each)")
+            plain, project = PlainLoop(device), ProjectLoop(device, root, args.compile)
+            plain.run(1)
+            project.run(steps)  # warm-up (and compilation with --compile), not timed
+            rounds = []
+            for _ in range(args.rounds):  # alternating, so a load change hits both alike
+                rounds.append((plain.run(steps), project.run(steps)))
+        ratios = sorted(ours / base for base, ours in rounds)
+        ours = statistics.median(o for _, o in rounds)
+        base = statistics.median(b for b, _ in rounds)
+        print(f"{device.type}: plain eager {base:8.1f} samples/s | restcn-train loop "
+              f"{ours:8.1f} samples/s | ratio {statistics.median(ratios):.2f}x "
+              f"(median of {args.rounds} rounds of {steps} steps, range "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f})")
         print(f"{device.type}: one NTU60-xsub epoch ({NTU60_XSUB_TRAIN:,} sequences) at that "
               f"rate: {NTU60_XSUB_TRAIN / ours:.1f} s (plain eager: "
-              f"{NTU60_XSUB_TRAIN / plain:.1f} s)")
+              f"{NTU60_XSUB_TRAIN / base:.1f} s)")
 
 
 if __name__ == "__main__":
