@@ -121,7 +121,8 @@ def evaluate(classifier: Classifier, data: Dataset, split: str, *, batch_size: i
     for i in range(total):
         name = str(part.names[i])
         try:
-            x = classifier.prepare(part.sequence(i), source=name)  # (window, D)
+            x = classifier.prepare(part.sequence(i), source_layout=data.layout,
+                                   source=name)  # (window, D), in the data set's own layout
         except SkeletonFormatError as exc:
             errors[name] = exc.reason
             continue

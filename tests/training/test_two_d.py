@@ -146,6 +146,18 @@ def test_classify_reads_pose_estimator_output_for_a_2d_model(run, clf):
                                np.exp(logits.max()) / np.exp(logits).sum(), rtol=1e-5)
 
 
+def test_evaluate_on_the_2d_split_gives_the_training_run_s_accuracy(run):
+    from restcn_training.checkpoint import Checkpoint
+
+    result = runner.invoke(_infer_app(), ["evaluate", str(run.model), "--data", str(run.data),
+                                          "--split", "val", "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["samples"] == 12 and doc["errors"] == []
+    trained = Checkpoint.load(run.run).spec.metrics["final_val_accuracy"]
+    assert doc["accuracy"] == pytest.approx(trained)  # the runtime path is the training one
+
+
 def test_a_3d_input_to_a_2d_model_and_the_reverse_are_refused(run, clf, tmp_path):
     from restcn_infer.classifier import Classifier
 
