@@ -89,11 +89,12 @@ class PlainLoop:
 class ProjectLoop:
     """Epochs of the project's Trainer on the synthetic packed set (``steps`` batches each)."""
 
-    def __init__(self, device: torch.device, root: Path, compile: bool) -> None:
+    def __init__(self, device: torch.device, root: Path, compile: bool, **recipe) -> None:
+        """``recipe``: more TrainConfig fields (e.g. ``modality``, ``dropout``)."""
+        recipe = {"augmentation": DEFAULT_AUGMENTATION, **recipe}
         cfg = TrainConfig(data=str(root), train_split="train", val_split="test", window=T,
                           window_policy="pad", batch_size=BATCH, epochs=1000,
-                          augmentation=DEFAULT_AUGMENTATION, device=device.type,
-                          compile=compile, out=str(root / "run"))
+                          device=device.type, compile=compile, out=str(root / "run"), **recipe)
         self.device = device
         self.trainer = Trainer(cfg)  # packs the data on the device, computes the mean
         self.epoch = 0
