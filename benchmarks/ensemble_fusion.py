@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--holdout-fraction", type=float, default=0.0)
     parser.add_argument("--holdout-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="keep the exported models here")
+    parser.add_argument("--subsets", action="store_true",
+                        help="then every subset of two or more members under the winning rule "
+                        "(for a smaller ensemble)")
     args = parser.parse_args()
 
     dataset = open_dataset(args.data)
@@ -50,16 +54,30 @@ def main() -> None:
             sources[f"member {run.parent.name}/{run.name} ({modality})"] = run
         for fusion in FUSIONS:
             sources[f"ensemble, fusion {fusion}"] = ensemble_checkpoint(args.runs, fusion=fusion)
-        results = {}
-        for i, (name, source) in enumerate(sources.items()):
-            path = out / f"model{i}.onnx"
-            export_onnx(source, path, decoder_layers=())
-            results[name] = evaluate(Classifier(path, device="cpu"), dataset, "holdout").accuracy
-            print(f"{name:40} holdout accuracy {results[name]:.4f} ({len(held)} sequences)",
-                  flush=True)
-    fused = {name: acc for name, acc in results.items() if name.startswith("ensemble")}
-    best = max(fused, key=fused.get)
-    print(f"best: {best} ({fused[best]:.4f})")
+        results = {name: holdout_accuracy(source, out / f"model{i}.onnx", dataset, name)
+                   for i, (name, source) in enumerate(sources.items())}
+        fused = {name: acc for name, acc in results.items() if name.startswith("ensemble")}
+        best = max(fused, key=fused.get)
+        print(f"best: {best} ({fused[best]:.4f})", flush=True)
+        if args.subsets:
+            fusion = best.rsplit(" ", 1)[1]
+            names = list(sources)[:len(args.runs)]
+            for size in range(2, len(args.runs)):
+                for chosen in itertools.combinations(range(len(args.runs)), size):
+                    label = "subset " + " + ".join(names[i].split("(")[1].rstrip(")")
+                                                   for i in chosen)
+                    holdout_accuracy(ensemble_checkpoint([args.runs[i] for i in chosen],
+                                                         fusion=fusion),
+                                     out / "subset.onnx", dataset, label)
+
+
+def holdout_accuracy(source, path: Path, dataset, name: str | None = None) -> float:
+    """Export ``source`` (a run or a Checkpoint) to ``path`` and evaluate it on the holdout."""
+    export_onnx(source, path, decoder_layers=())
+    accuracy = evaluate(Classifier(path, device="cpu"), dataset, "holdout").accuracy
+    print(f"{name or path.name:40} holdout accuracy {accuracy:.4f} "
+          f"({len(dataset.split('holdout'))} sequences)", flush=True)
+    return accuracy
 
 
 if __name__ == "__main__":
