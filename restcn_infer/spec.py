@@ -93,7 +93,9 @@ class InputSpec:
                         "coordinates per joint (x, y, z): restcn does not project 3-D input "
                         "(which projection a 2-D model reads is fixed by its training data); "
                         "give the pose estimator's 2-D image keypoints, or project the input "
-                        "as the training data was")
+                        "as the training data was (a third value that is a confidence belongs "
+                        "apart: restcn_infer.read_keypoints keeps it out of the coordinates; "
+                        "in a stream, send unsure joints as zeros)")
         raise SkeletonFormatError(
             source, f"the model reads 3-D (x, y, z) coordinates, the input has {coords} per "
                     "joint (x, y: 2-D keypoints): depth cannot be made up; use a 3-D source "

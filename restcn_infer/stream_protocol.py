@@ -10,6 +10,7 @@ In, one frame per line (``t`` optional, any number that does not go back within 
 V is the model layout's joint count or another layout's that maps to it by joint name (25-joint
 NTU frames for a 20-joint ``kinect20`` model). A 2-D model's frames have ``[x, y]`` joints
 (``restcn-infer info`` says which a model reads); a frame of the other kind is an error record.
+Frames carry no confidence: send a joint the pose estimator is unsure of as zeros (absent).
 A stream keeps the layout and the body count of its first frame (send an absent body as
 zeros). Stream ids are strings (or integers) of at most
 :data:`MAX_STREAM_ID_CHARS` characters. Blank lines are skipped. A line is at most
