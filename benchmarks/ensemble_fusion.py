@@ -14,14 +14,13 @@ the accuracy of each, members first, and the rule that wins.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import tempfile
 from pathlib import Path
 
 from restcn_export.onnx_export import export_onnx
 from restcn_infer.classifier import Classifier
-from restcn_infer.datasets import carve_holdout, open_dataset
+from restcn_infer.datasets import open_dataset, with_holdout
 from restcn_infer.evaluate import evaluate
 from restcn_training.checkpoint import Checkpoint
 from restcn_training.ensemble import FUSIONS, ensemble_checkpoint
@@ -42,9 +41,8 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset = open_dataset(args.data)
-    _, held = carve_holdout(dataset.split(args.split), fraction=args.holdout_fraction,
-                            match=args.holdout_match, seed=args.holdout_seed)
-    dataset = dataclasses.replace(dataset, splits={"holdout": held})
+    dataset, holdout = with_holdout(dataset, args.split, fraction=args.holdout_fraction,
+                                    match=args.holdout_match, seed=args.holdout_seed)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +52,7 @@ def main() -> None:
             sources[f"member {run.parent.name}/{run.name} ({modality})"] = run
         for fusion in FUSIONS:
             sources[f"ensemble, fusion {fusion}"] = ensemble_checkpoint(args.runs, fusion=fusion)
-        results = {name: holdout_accuracy(source, out / f"model{i}.onnx", dataset, name)
+        results = {name: holdout_accuracy(source, out / f"model{i}.onnx", dataset, holdout, name)
                    for i, (name, source) in enumerate(sources.items())}
         fused = {name: acc for name, acc in results.items() if name.startswith("ensemble")}
         best = max(fused, key=fused.get)
@@ -68,15 +66,15 @@ def main() -> None:
                                                    for i in chosen)
                     holdout_accuracy(ensemble_checkpoint([args.runs[i] for i in chosen],
                                                          fusion=fusion),
-                                     out / "subset.onnx", dataset, label)
+                                     out / "subset.onnx", dataset, holdout, label)
 
 
-def holdout_accuracy(source, path: Path, dataset, name: str | None = None) -> float:
-    """Export ``source`` (a run or a Checkpoint) to ``path`` and evaluate it on the holdout."""
+def holdout_accuracy(source, path: Path, dataset, holdout: str, name: str) -> float:
+    """Export ``source`` (a run or a Checkpoint) to ``path`` and evaluate it on ``holdout``."""
     export_onnx(source, path, decoder_layers=())
-    accuracy = evaluate(Classifier(path, device="cpu"), dataset, "holdout").accuracy
-    print(f"{name or path.name:40} holdout accuracy {accuracy:.4f} "
-          f"({len(dataset.split('holdout'))} sequences)", flush=True)
+    accuracy = evaluate(Classifier(path, device="cpu"), dataset, holdout).accuracy
+    print(f"{name:40} holdout accuracy {accuracy:.4f} "
+          f"({len(dataset.split(holdout))} sequences)", flush=True)
     return accuracy
 
 

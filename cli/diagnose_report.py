@@ -21,6 +21,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from restcn_cli.common import console, domain_errors, err_console
+from restcn_cli.runtime import HoldoutFractionOption, HoldoutMatchOption, HoldoutSeedOption
 
 
 def report(
@@ -33,22 +34,16 @@ def report(
                                       help="Folder for diagnosis.json and report.html.")],
     max_sequences: Annotated[Optional[int], typer.Option(
         min=2, help="Diagnose at most this many sequences, evenly from every class.")] = None,
-    holdout_match: Annotated[Optional[str], typer.Option(
-        help="Diagnose only the sequences of --split whose name matches this regular "
-             "expression (the holdout a model was validated on with restcn-train "
-             "--holdout-match), so that the fix is chosen without the test split.")] = None,
-    holdout_fraction: Annotated[float, typer.Option(
-        min=0.0, max=0.9, help="Diagnose the stratified holdout fraction of --split that "
-        "restcn-train --holdout-fraction carves (same --holdout-seed).")] = 0.0,
-    holdout_seed: Annotated[int, typer.Option(help="Seed of the --holdout-fraction draw.")] = 0,
+    holdout_match: HoldoutMatchOption = None,
+    holdout_fraction: HoldoutFractionOption = 0.0,
+    holdout_seed: HoldoutSeedOption = 0,
     threads: Annotated[Optional[int], typer.Option(
         min=1, help="onnxruntime intra-op threads (default: one per physical core).")] = None,
 ) -> None:
     """Diagnose SOURCE on --split of --data: accuracy, emphasis, responses, confusion in decoded
     space, view invariance, and the suggested fix; written as JSON and as a page."""
-    import dataclasses
 
-    from restcn_infer.datasets import carve_holdout, open_dataset
+    from restcn_infer.datasets import open_dataset, with_holdout
     from restcn_infer.diagnosis import DiagnosisOptions
     from restcn_infer.diagnosis_summary import diagnose
     from restcn_infer.output_paths import check_output_dir
@@ -58,10 +53,8 @@ def report(
         check_output_dir(out, what="--out (diagnosis.json, report.html)")
         dataset = open_dataset(data)
         if holdout_match or holdout_fraction:
-            _, held = carve_holdout(dataset.split(split), fraction=holdout_fraction,
-                                    match=holdout_match, seed=holdout_seed)
-            split = f"{split} (holdout)"
-            dataset = dataclasses.replace(dataset, splits={**dataset.splits, split: held})
+            dataset, split = with_holdout(dataset, split, fraction=holdout_fraction,
+                                          match=holdout_match, seed=holdout_seed)
         model = stack.enter_context(_deployed(source))
         from restcn_infer.classifier import Classifier
 

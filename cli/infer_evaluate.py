@@ -29,6 +29,9 @@ from restcn_cli.runtime import (
     Device,
     DeviceOption,
     FlipYOption,
+    HoldoutFractionOption,
+    HoldoutMatchOption,
+    HoldoutSeedOption,
     JsonOption,
     ThreadsOption,
     Units,
@@ -52,19 +55,25 @@ def evaluate(
     units: UnitsOption = Units.m,
     flip_y: FlipYOption = False,
     accept_implausible: AcceptImplausibleOption = False,
+    holdout_match: HoldoutMatchOption = None,
+    holdout_fraction: HoldoutFractionOption = 0.0,
+    holdout_seed: HoldoutSeedOption = 0,
 ) -> None:
     """Accuracy of MODEL on --split of --data, per class, with the confusion matrix.
 
     Sequences that cannot be classified (unreadable, implausible, non-finite scores) are left
     out of every figure, counted and listed (the first 20 on stderr, all in --json).
     """
-    from restcn_infer.datasets import open_dataset
+    from restcn_infer.datasets import open_dataset, with_holdout
     from restcn_infer.evaluate import evaluate as run_evaluation
 
     options = input_options(None, units, flip_y, accept_implausible)
     clf = open_classifier(model, device, threads, options)
     with domain_errors():
         dataset = open_dataset(data)
+        if holdout_match or holdout_fraction:
+            dataset, split = with_holdout(dataset, split, fraction=holdout_fraction,
+                                          match=holdout_match, seed=holdout_seed)
         with Progress(console=err_console, transient=True, disable=json_out) as bar:
             task = bar.add_task(f"evaluating {split}", total=None)
             result = run_evaluation(clf, dataset, split, batch_size=batch_size,

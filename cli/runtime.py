@@ -52,6 +52,14 @@ AcceptImplausibleOption = Annotated[bool, typer.Option(
     "--accept-implausible", help="Classify input unlike the model's training data (other "
     "units, an inverted axis, another joint order) instead of refusing it; the verdict says "
     "so.")]
+HoldoutMatchOption = Annotated[Optional[str], typer.Option(
+    help="Use only the sequences of --split whose name matches this regular expression: the "
+    "holdout a model was validated on with restcn-train --holdout-match, so that choices are "
+    "made without the test split.")]
+HoldoutFractionOption = Annotated[float, typer.Option(
+    min=0.0, max=0.9, help="Use the stratified holdout fraction of --split that restcn-train "
+    "--holdout-fraction carves (same --holdout-seed).")]
+HoldoutSeedOption = Annotated[int, typer.Option(help="Seed of the --holdout-fraction draw.")]
 #: The default of --batch-size.
 BATCH_SIZE = 64
 

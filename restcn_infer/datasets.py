@@ -28,6 +28,7 @@ arrays) is a :class:`~restcn_infer.errors.DataError` naming the file and what is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zipfile
@@ -189,6 +190,16 @@ def carve_holdout(split: LabelledSplit, *, fraction: float = 0.0, match: str | N
                         f"takes {int(held.sum())} of {len(held)} sequences; it must leave some "
                         "for training and hold some")
     return (SubsetSplit(split, np.flatnonzero(~held)), SubsetSplit(split, np.flatnonzero(held)))
+
+
+def with_holdout(data: Dataset, split: str, *, fraction: float = 0.0, match: str | None = None,
+                 seed: int = 0) -> tuple[Dataset, str]:
+    """``data`` with the holdout :func:`carve_holdout` takes from ``split`` added as a split of
+    its own, and that split's name (``"<split> (holdout)"``): to evaluate or diagnose a model on
+    the holdout it was validated on (``restcn-train --holdout-*`` with the same arguments)."""
+    _, held = carve_holdout(data.split(split), fraction=fraction, match=match, seed=seed)
+    name = f"{split} (holdout)"
+    return dataclasses.replace(data, splits={**data.splits, name: held}), name
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,21 @@ def test_evaluate_reports_accuracy_per_class_and_confusion(shared_data):
     other = runner.invoke(app, ["evaluate", "--data", str(shared_data / "utd_mhad" /
                                                            "utd_mhad.pkl"), "--split", "xsub_val"])
     assert other.exit_code == 1 and "not among the model's 10 classes" in other.stderr
+
+
+def test_evaluate_on_a_holdout_takes_exactly_its_sequences(shared_data):
+    """--holdout-match evaluates the part of --split restcn-train --holdout-match validated on."""
+    from restcn_infer.datasets import open_dataset
+
+    data = shared_data / "nw_ucla" / "nw_ucla.pkl"
+    names = [str(n) for n in open_dataset(data).split("train").names]
+    view2 = sum(name.endswith("_v02") for name in names)
+    assert 0 < view2 < len(names)
+    result = runner.invoke(app, ["evaluate", "res-tcn", "--data", str(data), "--split", "train",
+                                 "--holdout-match", "_v02$", "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["samples"] == view2 and doc["split"] == "train (holdout)"
+    bad = runner.invoke(app, ["evaluate", "res-tcn", "--data", str(data), "--split", "train",
+                              "--holdout-match", "no such view"])
+    assert bad.exit_code == 1 and "takes 0 of" in bad.stderr
