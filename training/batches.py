@@ -191,9 +191,10 @@ class DeviceSplit:
             rotation = draws.rotation()[:, :c, :c].float().to(self.device)  # (B, C, C)
             shift = (center.double() + draws.offset[:, :c].to(self.device)).float()  # (B, C)
             a, b = (self._move(p, center, rotation, shift) for p in (a, b))
-        w = w[..., None, None, None]  # (B, window, 1, 1, 1)
-        x = a * (1.0 - w) + b * w  # (B, window, M, V, C)
-        x = torch.where(inside[..., None, None, None], x, torch.zeros_like(x))
+        # the interpolation weights carry the padding mask: frames outside the sequence are 0
+        wb = (w * inside)[..., None, None, None]  # (B, window, 1, 1, 1)
+        wa = ((1.0 - w) * inside)[..., None, None, None]
+        x = a * wa + b * wb  # (B, window, M, V, C)
         return x.flatten(2), self.labels[index].to(self.device)  # (B, window, D), (B,)
 
     def _positions(self, start: torch.Tensor, stop: torch.Tensor):
@@ -231,10 +232,10 @@ class DeviceSplit:
         """``R (p - c) + c + o`` for the present points of ``(B, W, M, V, C)``; absent stay 0."""
         b = points.shape[0]
         flat = points.reshape(b, -1, points.shape[-1])  # (B, P, C)
-        moved = (flat - center[:, None, :]) @ rotation.transpose(1, 2)  # (B, P, C)
-        moved = moved + shift[:, None, :]
         present = (flat != 0).any(dim=-1, keepdim=True)  # (B, P, 1)
-        return torch.where(present, moved, torch.zeros_like(moved)).reshape(points.shape)
+        moved = torch.baddbmm(shift[:, None, :], flat - center[:, None, :],
+                              rotation.transpose(1, 2))  # (B, P, C): (p - c) R^T + (c + o)
+        return moved.mul_(present).reshape(points.shape)  # absent points stay exactly 0
 
 
 def epoch_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
