@@ -96,7 +96,7 @@ def export(
                              calibration=calibration, calibration_split=calibration_split)
     for name, diff in report.max_abs_diff.items():
         console.print(f"parity {name:>12}: max abs diff {diff:.3g}")
-    if report.gate is not None:
+    if getattr(report, "gate", None) is not None:  # a gated (int8, bf16) export
         calib = report.metadata.export["calibration"]
         accuracy = report.gate["accuracy"]
         console.print(f"accuracy fp32 {accuracy['fp32']:.4f}, {report.precision} "
