@@ -75,7 +75,7 @@ def gate_data(spec: ModelSpec, calibration: str | os.PathLike[str] | None = None
                           "[--calibration-split NAME]")
     is_own = own is not None and _same_path(path, own)
     try:
-        data = open_dataset(path, spec.input.layout.name)
+        data = open_dataset(path, spec.input.layout)
     except DataError as exc:
         hint = (" (the data this checkpoint was trained on; pass --calibration to use another "
                 "copy)" if calibration is None else "")
