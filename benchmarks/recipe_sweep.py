@@ -81,7 +81,8 @@ def summarise(args: argparse.Namespace) -> dict:
     summary: dict = {}
     what = "reported split" if args.final else "holdout of the training split"
     print(f"\nfinal validation accuracy on the {what}, mean ± std over seeds ({args.out})")
-    print(f"{'variant':10} " + " ".join(f"{d:>24}" for d in args.datasets))
+    width = max(len(v) for v in args.variants)
+    print(f"{'variant':{width}} " + " ".join(f"{d:>24}" for d in args.datasets))
     for variant in args.variants:
         cells = []
         for dataset in args.datasets:
@@ -96,7 +97,7 @@ def summarise(args: argparse.Namespace) -> dict:
                 "mean": statistics.fmean(accs), "std": std, "accuracies": accs,
                 "train_seconds": statistics.fmean(secs)}
             cells.append(f"{statistics.fmean(accs):.4f} ± {std:.4f} (n={len(accs)})".rjust(24))
-        print(f"{variant:10} " + " ".join(cells))
+        print(f"{variant:{width}} " + " ".join(cells))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
