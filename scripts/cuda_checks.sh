@@ -5,7 +5,9 @@
 #   SMOKE=1 DEVICE=cpu bash scripts/cuda_checks.sh 5   # the script itself, tiny, on a CPU
 #   CHECKS=1,2,3 ...                                    # some of the checks below only
 #
-# 1. benchmarks/train_throughput.py on CUDA (project loop vs plain eager, NTU shape).
+# 1. benchmarks/train_throughput.py on CUDA (project loop vs plain eager, NTU shape, and one
+#    NTU60-xsub epoch's time at that rate), then benchmarks/ntu_ensemble_time.py (the four-member
+#    ensemble's NTU60 training time projected from each modality's measured throughput).
 # 2. restcn-train on NW-UCLA with the defaults on CUDA (bf16 autocast, pinned memory, loader
 #    workers), then restcn-export of that checkpoint and the torch-free runtime on the examples.
 # 3. fp16 autocast with its GradScaler; SIGKILL mid-run and --resume to the same epoch count.
@@ -31,10 +33,10 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 COLUMNS=160
 DATA=../shared/data
 DEVICE=${DEVICE:-cuda}; HALF=fp16; TINY=""
 [ "$DEVICE" = cpu ] && HALF=bf16                       # fp16 autocast needs CUDA
-RESUME_EPOCHS=30; FIX_PARALLEL=${FIX_PARALLEL:-6}; SWEEP_PARALLEL=${SWEEP_PARALLEL:-8}
+RESUME_EPOCHS=30; ENSEMBLE_STEPS=40; FIX_PARALLEL=${FIX_PARALLEL:-6}; SWEEP_PARALLEL=${SWEEP_PARALLEL:-8}
 FIX_SET="--datasets ${FIX_DATASETS:-utd_mhad,nw_ucla}"; SWEEP_SET="${SWEEP_SET:-}"
 if [ -n "${SMOKE:-}" ]; then                           # appended: the last --epochs wins
-    TINY="--epochs 2"; RESUME_EPOCHS=5; FIX_PARALLEL=1; SWEEP_PARALLEL=1; SWEEP_SET="--variants base,long --seeds 0"
+    TINY="--epochs 2"; RESUME_EPOCHS=5; ENSEMBLE_STEPS=1; FIX_PARALLEL=1; SWEEP_PARALLEL=1; SWEEP_SET="--variants default,long --seeds 0"
     FIX_SET="$FIX_SET --seeds 0"
 fi
 
@@ -54,11 +56,17 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 want() { [[ ",${CHECKS:-1,2,3,4,5}," == *",$1,"* ]]; }
 step environment
 nvidia-smi -L || true
-python3 -c "import torch, onnxruntime; print('torch', torch.__version__, 'cuda', torch.version.cuda,
-      torch.cuda.get_device_name(0), 'bf16', torch.cuda.is_bf16_supported(), '| onnxruntime',
+python3 -c "import torch, onnxruntime; gpu = torch.cuda.is_available()
+print('torch', torch.__version__, 'cuda', torch.version.cuda,
+      torch.cuda.get_device_name(0) if gpu else 'no CUDA device',
+      'bf16', gpu and torch.cuda.is_bf16_supported(), '| onnxruntime',
       onnxruntime.__version__, onnxruntime.get_available_providers())"
 
-want 1 && step "1. training throughput on CUDA" && python3 benchmarks/train_throughput.py --device $DEVICE ${SMOKE:+--steps 1 --cuda-steps 2} 2>&1 | tee "$OUT/throughput.log"
+if want 1; then
+step "1. training throughput on CUDA"
+python3 benchmarks/train_throughput.py --device $DEVICE ${SMOKE:+--steps 1 --cuda-steps 2 --rounds 1} 2>&1 | tee "$OUT/throughput.log"
+python3 benchmarks/ntu_ensemble_time.py --device $DEVICE --steps $ENSEMBLE_STEPS 2>&1 | tee "$OUT/ntu_ensemble_time.log"
+fi
 
 if want 4; then
 step "4. (background) fix experiment and recipe sweep, fp32, many runs at once"
