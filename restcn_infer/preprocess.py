@@ -68,18 +68,22 @@ def valid_span(seq: np.ndarray) -> tuple[int, int]:
     return int(present[0]), int(present[-1]) + 1
 
 
-def resample_frames(seq: np.ndarray, length: int) -> np.ndarray:
-    """Linear interpolation of ``(M, T, V, C)`` along time to ``(M, length, V, C)``, ends kept."""
-    t = seq.shape[1]
+def resample_frames(seq: np.ndarray, length: int, axis: int = 1) -> np.ndarray:
+    """Linear interpolation of ``(M, T, V, C)`` along time to ``(M, length, V, C)``, ends kept
+    (time on ``axis``: 2 for a batch ``(B, M, T, V, C)``, the same arithmetic per sequence)."""
+    t = seq.shape[axis]
     if t == length:
         return seq
     if t == 1:
-        return np.repeat(seq, length, axis=1)
+        return np.repeat(seq, length, axis=axis)
     pos = np.linspace(0.0, t - 1, length)  # (length,)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, t - 1)
-    w = (pos - lo).astype(np.float32)[None, :, None, None]  # (1, length, 1, 1)
-    return (seq[:, lo] * (1.0 - w) + seq[:, hi] * w).astype(np.float32)
+    shape = [1] * seq.ndim
+    shape[axis] = length
+    w = (pos - lo).astype(np.float32).reshape(shape)  # (1, length, 1, 1) for one sequence
+    return (np.take(seq, lo, axis=axis) * (1.0 - w)
+            + np.take(seq, hi, axis=axis) * w).astype(np.float32)
 
 
 def fit_window(seq: np.ndarray, window: int, policy: str = "resample") -> np.ndarray:
@@ -105,6 +109,42 @@ def fit_window(seq: np.ndarray, window: int, policy: str = "resample") -> np.nda
     return resample_frames(seq, window)
 
 
+def fit_windows(seqs: np.ndarray, window: int,
+                policy: str = "resample") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_window` of every sequence of a batch ``(B, M, T, V, C)`` at once:
+    ``(fitted (B, M, window, V, C), ok (B,))``, equal row by row to :func:`fit_window`, bit for
+    bit. ``ok`` is false (the row zero) for a sequence without a body. Like
+    :func:`fit_window`, it may hand back ``seqs`` itself when nothing changes.
+
+    Sequences whose first and last frames hold a body (a live window, nearly always) have
+    nothing to drop and go through whole-batch steps; the others one by one.
+    """
+    if policy not in WINDOW_POLICIES:
+        raise ValueError(f"unknown window policy {policy!r}; expected one of {WINDOW_POLICIES}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    b, m, t, v, c = seqs.shape
+    ends = np.any(seqs[:, :, [0, t - 1]] != 0, axis=(1, 3, 4))  # (B, 2): first, last frame
+    full = ends.all(axis=1)  # (B,) the valid span is the whole sequence
+    if policy == "pad" and t <= window:
+        whole = np.zeros((int(full.sum()), m, window, v, c), dtype=np.float32)
+        whole[:, :, :t] = seqs[full]
+    else:
+        whole = resample_frames(seqs if full.all() else seqs[full], window, axis=2)
+    if full.all():
+        return whole, full
+    out = np.zeros((b, m, window, v, c), dtype=np.float32)
+    out[full] = whole
+    ok = full.copy()
+    for i in np.flatnonzero(~full):  # leading or trailing empty frames: one by one
+        try:
+            out[i] = fit_window(seqs[i], window, policy)
+        except SkeletonFormatError:  # no body at all
+            continue
+        ok[i] = True
+    return out, ok
+
+
 def window_frames(seq: np.ndarray, window: int, policy: str = "resample") -> np.ndarray:
     """For each of the ``window`` frames :func:`fit_window` makes from ``seq (M, T, V, C)``,
     the frame of ``seq`` it shows (fractional where it interpolates; NaN for padding), so that
@@ -122,9 +162,9 @@ def window_frames(seq: np.ndarray, window: int, policy: str = "resample") -> np.
 
 
 def flatten(seq: np.ndarray) -> np.ndarray:
-    """``(M, T, V, C)`` -> ``(T, M*V*C)``, body-major (``body*V*C + joint*C + coord``)."""
-    m, t, v, c = seq.shape
-    return np.ascontiguousarray(seq.transpose(1, 0, 2, 3).reshape(t, m * v * c))
+    """``(..., M, T, V, C)`` -> ``(..., T, M*V*C)``, body-major (``body*V*C + joint*C + coord``)."""
+    *lead, m, t, v, c = seq.shape
+    return np.ascontiguousarray(np.swapaxes(seq, -4, -3).reshape(*lead, t, m * v * c))
 
 
 def unflatten(x: np.ndarray, bodies: int, coords: int = 3) -> np.ndarray:

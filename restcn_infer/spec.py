@@ -27,7 +27,14 @@ from restcn_infer.errors import LayoutError, ModelError, SkeletonFormatError
 from restcn_infer.fields import Fields
 from restcn_infer.layouts import BUILTIN_LAYOUTS, JointLayout, get_layout, layout_for_joints
 from restcn_infer.limits import COORDS
-from restcn_infer.preprocess import WINDOW_POLICIES, adapt_layout, fit_bodies, fit_window, flatten
+from restcn_infer.preprocess import (
+    WINDOW_POLICIES,
+    adapt_layout,
+    fit_bodies,
+    fit_window,
+    fit_windows,
+    flatten,
+)
 from restcn_infer.readers.arrays import check_sequence
 
 #: Bounds a model description must respect (a window of 10**9 frames is refused, not allocated).
@@ -149,6 +156,14 @@ class InputSpec:
             return flatten(fit_window(seq, self.window, self.policy))
         except SkeletonFormatError as exc:
             raise exc.named(source) if source is not None else exc from None
+
+    def to_windows(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`to_window` of a batch ``(B, bodies, T, V, C)`` in the model's layout at once:
+        ``(x (B, window, D), ok (B,))``; ``ok`` is false (the row zero) where a sequence has no
+        body (:func:`~restcn_infer.preprocess.fit_windows`, equal to :meth:`to_window` row by
+        row)."""
+        fitted, ok = fit_windows(seqs, self.window, self.policy)
+        return flatten(fitted), ok
 
     def prepare(self, seq: np.ndarray, *, layout: JointLayout | None = None,
                 source: object = None) -> np.ndarray:

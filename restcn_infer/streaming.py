@@ -44,10 +44,12 @@ owners round-robin, so one flooding owner cannot starve the others.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -58,13 +60,11 @@ from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import JointLayout, LayoutMapping, layout_mapping
 from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE
 from restcn_infer.plausibility import ImplausibleInputError, InputChecker
-from restcn_infer.preprocess import unflatten
+from restcn_infer.preprocess import fit_bodies, unflatten
 from restcn_infer.spec import MAX_WINDOW
+from restcn_infer.stream_ingest import MAX_BODIES_PER_FRAME, RingPool, check_frames
 
 log = logging.getLogger("restcn_infer")
-
-#: Bodies a single frame may carry (Kinect tracks at most 6); more is a malformed frame.
-MAX_BODIES_PER_FRAME = 6
 
 
 class StreamLimitError(RestcnError, ValueError):
@@ -120,15 +120,14 @@ class Pushed(NamedTuple):
 
 
 class _Stream:
-    """Ring buffer of one stream: ``frames[(count - 1) % window]`` is the newest frame."""
+    """One stream: its ring buffer is slot ``slot`` of the classifier's :class:`RingPool`."""
 
-    __slots__ = ("frames", "count", "last_seen", "last_t", "decided", "layout", "guessed",
+    __slots__ = ("slot", "count", "last_seen", "last_t", "decided", "layout", "guessed",
                  "mapping", "bodies_in", "checked", "refused", "owner")
 
-    def __init__(self, window: int, bodies: int, joints: int, coords: int, layout: JointLayout,
-                 guessed: bool, mapping: LayoutMapping | None, bodies_in: int,
-                 owner: Hashable) -> None:
-        self.frames = np.zeros((window, bodies, joints, coords), dtype=np.float32)  # (W,M,V,C)
+    def __init__(self, slot: int, layout: JointLayout, guessed: bool,
+                 mapping: LayoutMapping | None, bodies_in: int, owner: Hashable) -> None:
+        self.slot = slot
         self.count = 0
         self.last_seen = 0.0
         self.last_t: float | None = None
@@ -141,19 +140,118 @@ class _Stream:
         self.refused: str | None = None
         self.owner = owner
 
-    def recent(self) -> np.ndarray:
-        """A copy of the last ``min(count, window)`` frames in time order, ``(M, t, V, C)``.
 
-        A copy, never a view: preprocessing may hand back its input unchanged, and a queued
-        window must not change when the ring buffer moves on.
-        """
-        window = self.frames.shape[0]
-        if self.count <= window:
-            ordered = self.frames[: self.count].copy()
-        else:
-            start = self.count % window  # slot of the oldest frame
-            ordered = np.concatenate((self.frames[start:], self.frames[:start]))
-        return ordered.transpose(1, 0, 2, 3)  # (t, M, V, C) -> (M, t, V, C)
+#: What :meth:`StreamClassifier.push` says of most frames: an open stream, nothing to tell.
+_NOTHING = Pushed(False)
+
+
+def _source(stream: Hashable) -> str:
+    """How an error names a stream."""
+    return f"stream {stream!r}"
+
+
+class _Due(NamedTuple):
+    """A window of a checked stream that fell due in :meth:`StreamClassifier.push_many`."""
+
+    position: int  # of the frame that made it due
+    stream: Hashable
+    slot: int
+    count: int  # the stream's frames then
+    t: float | None
+    now: float
+    owner: Hashable
+
+
+class _Batch:
+    """The deferred work of one :meth:`StreamClassifier.push_many` for streams checked for
+    plausibility already (every stream after its first window with a body): their frames and
+    due windows, done in whole-array steps at :meth:`finish`.
+
+    The frames wait in the call's own arrays and reach the rings only at the end, so the rings
+    still hold what came before the call: a due window is gathered from both, the ring's
+    frames and the call's, as pushing frame by frame would have had them; then each stream's
+    last ``window`` frames of the call are written (no ring position twice). A stream not yet
+    checked is pushed frame by frame by the caller (its check may refuse it).
+    """
+
+    def __init__(self, engine: StreamClassifier, groups: list[np.ndarray]) -> None:
+        self.engine = engine
+        self.groups = groups  # checked frames (n, bodies_in, V_frame, C), model units
+        self.slots: list[int] = []  # per waiting frame: its stream's ring slot
+        self.numbers: list[int] = []  # and its number in the stream (0-based)
+        # (group, mapping) -> the waiting frames' indices, their rows in the group; mapping
+        self.buckets: dict[tuple[int, int], tuple[list[int], list[int],
+                                                  LayoutMapping | None]] = {}
+        self.base: dict[int, int] = {}  # slot -> number of its first waiting frame
+        self.dues: list[_Due] = []
+
+    def add(self, frame: np.ndarray) -> tuple[int, int]:
+        """A frame checked alone, as a group of its own: ``(group, row)``."""
+        self.groups.append(frame[None])
+        return len(self.groups) - 1, 0
+
+    def write(self, state: _Stream, group: int, row: int) -> None:
+        """``groups[group][row]`` is the stream's next frame (written at :meth:`finish`)."""
+        key = (group, id(state.mapping))
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = ([], [], state.mapping)
+        bucket[0].append(len(self.slots))
+        bucket[1].append(row)
+        self.slots.append(state.slot)
+        self.numbers.append(state.count)
+        self.base.setdefault(state.slot, state.count)
+
+    def due(self, position: int, stream: Hashable, state: _Stream, t: float | None,
+            now: float) -> None:
+        """The stream's window is due with the frame at ``position``."""
+        state.decided = state.count
+        self.dues.append(_Due(position, stream, state.slot, state.count, t, now, state.owner))
+
+    def finish(self) -> list[tuple[int, PendingWindow]]:
+        """Prepare the due windows and write the waiting frames; ``(position, window)`` of
+        each due window with a body."""
+        if not self.slots:
+            return []
+        engine = self.engine
+        new = np.empty((len(self.slots), *engine._rings.frames.shape[2:]), np.float32)
+        for (group, _), (index, rows, mapping) in self.buckets.items():
+            new[index] = engine._model_frames(self.groups[group][rows], mapping)  # (n, M, V, C)
+        slots, numbers = np.array(self.slots), np.array(self.numbers)
+        windows = self._windows(new, slots, numbers) if self.dues else []
+        last = np.full(len(engine._rings.frames), -1)  # per slot: its last frame's number
+        np.maximum.at(last, slots, numbers)
+        keep = numbers > last[slots] - engine.window  # each stream's last `window` frames
+        engine._rings.write(slots[keep], numbers[keep], new[keep])
+        return windows
+
+    def _windows(self, new: np.ndarray, slots: np.ndarray,
+                 numbers: np.ndarray) -> list[tuple[int, PendingWindow]]:
+        """:meth:`StreamClassifier._due_window` of the dues, grouped by length: one gather
+        from the rings, one from the call's frames, one window preparation per length."""
+        engine = self.engine
+        window = engine.window
+        order = np.argsort(slots, kind="stable")
+        sorted_slots = slots[order]
+        by_length: dict[int, list[_Due]] = {}
+        for d in self.dues:
+            by_length.setdefault(min(d.count, window), []).append(d)
+        out = []
+        for t, dues in by_length.items():
+            slot = np.array([d.slot for d in dues])
+            base = np.array([self.base[d.slot] for d in dues])
+            frame = np.array([d.count for d in dues])[:, None] - t + np.arange(t)  # (B, t)
+            seqs = engine._rings.frames[slot[:, None], frame % window]  # (B, t, M, V, C)
+            old = frame < base[:, None]  # in the ring before this call
+            if not old.all():
+                start = np.searchsorted(sorted_slots, slot)  # (B,) each stream's first frame
+                index = order[np.clip(start[:, None] + frame - base[:, None], 0, None)]
+                seqs = np.where(old[:, :, None, None, None], seqs, new[index])
+            x, ok = engine.spec.to_windows(seqs.transpose(0, 2, 1, 3, 4))  # (B, window, D)
+            engine.skipped_empty += len(dues) - int(ok.sum())  # no body in the window
+            out += [(d.position, PendingWindow(d.stream, d.count, d.t, d.now, x[b], d.owner))
+                    for b, d in enumerate(dues) if ok[b]]
+        return out
 
 
 class StreamClassifier:
@@ -229,6 +327,8 @@ class StreamClassifier:
                                     accept_implausible=self.options.accept_implausible)
         self.bodies = self.spec.bodies
         self.layout = self.spec.layout
+        self._rings = RingPool(self.window, (self.bodies, self.layout.num_joints,
+                                             self.spec.coords))
         self._streams: OrderedDict[Hashable, _Stream] = OrderedDict()  # least recent first
         self._owned: dict[Hashable, set[Hashable]] = {}
         self._ready: OrderedDict[Hashable, deque[PendingWindow]] = OrderedDict()  # per owner
@@ -263,6 +363,7 @@ class StreamClassifier:
         """Drop a stream's buffer (e.g. its client disconnected); queued windows still run."""
         state = self._streams.pop(stream, None)
         if state is not None:
+            self._rings.release(state.slot)
             owned = self._owned.get(state.owner)
             if owned is not None:
                 owned.discard(stream)
@@ -322,9 +423,11 @@ class StreamClassifier:
                                               "any unit: not a body")
         return a
 
-    def _open(self, stream: Hashable, a: np.ndarray, layout: JointLayout | None,
-              owner: Hashable, source: str, now: float) -> tuple[_Stream, str | None]:
-        """A new stream bound to the first frame's layout and body count, and its notice."""
+    def _open(self, stream: Hashable, shape: tuple[int, ...], layout: JointLayout | None,
+              owner: Hashable, now: float) -> tuple[_Stream, str | None]:
+        """A new stream bound to the layout and body count of its first frame (``shape``
+        ``(bodies, V, C)``), and its notice."""
+        source = _source(stream)
         if len(self._streams) >= self.max_streams:
             self.evict_idle(now)
         if len(self._streams) >= self.max_streams:
@@ -334,15 +437,15 @@ class StreamClassifier:
                 and self.streams_of(owner) >= self.max_streams_per_owner):
             raise StreamLimitError(f"{source}: refused, this client already has "
                                    f"{self.max_streams_per_owner} live streams")
-        found, guessed = self.spec.resolve_layout(a.shape[1], layout or self.options.layout,
+        found, guessed = self.spec.resolve_layout(shape[1], layout or self.options.layout,
                                                   source)
         try:
             mapping = (None if found.name == self.layout.name
                        else layout_mapping(found, self.layout))
         except LayoutError as exc:
             raise SkeletonFormatError(source, str(exc)) from None
-        state = _Stream(self.window, self.bodies, self.layout.num_joints, self.spec.coords, found,
-                        guessed, mapping, a.shape[0], owner)
+        state = _Stream(self._rings.take(self.max_streams), found, guessed, mapping, shape[0],
+                        owner)
         self._streams[stream] = state
         self._owned.setdefault(owner, set()).add(stream)
         note = getattr(self.classifier, "note_layout", None)
@@ -377,70 +480,179 @@ class StreamClassifier:
             StreamRefusedError: a frame of a refused stream (dropped, reported before).
             StreamLimitError: a new stream beyond ``max_streams`` or the owner's share.
         """
-        source = f"stream {stream!r}"
         state = self._streams.get(stream)
         if state is not None and state.refused is not None:
-            raise StreamRefusedError(source, state.refused)
-        a = self.check_frame(frame, source)
-        if t is not None:
-            t = float(t)
-            if not np.isfinite(t):
-                raise SkeletonFormatError(source, f"timestamp must be finite, got {t}")
+            raise StreamRefusedError(_source(stream), state.refused)
+        a = self.check_frame(frame, _source(stream))
         now = self.clock()
-        notice = None
-        new = state is None
-        if state is None:
-            state, notice = self._open(stream, a, layout, owner, source, now)
-        else:
-            self._check_same(state, a, layout, source)
-            if t is not None and state.last_t is not None and t < state.last_t:
-                raise SkeletonFormatError(
-                    source, f"timestamp {t} goes back (last frame had {state.last_t})"
-                )
-            self._streams.move_to_end(stream)
-        if state.mapping is not None:
-            a = state.mapping.apply(a)  # (bodies_in, V_frame, C) -> (bodies_in, V, C)
-        slot = state.frames[state.count % self.window]  # (M, V, C) view into the ring
-        kept = min(a.shape[0], self.bodies)
-        slot[:kept] = a[:kept]
-        slot[kept:] = 0.0
-        state.count += 1
-        state.last_seen = now
-        state.last_t = t if t is not None else state.last_t
+        state, new, notice, t = self._admit(stream, state, a.shape, t, layout, owner, now)
+        self._write(state, a, t, now)
         if state.count % self.hop == 0:
             accepted = self._queue(stream, state, t, now)
             notice = accepted or notice
         return Pushed(new, notice)
 
-    def _check_same(self, state: _Stream, a: np.ndarray, layout: JointLayout | None,
-                    source: str) -> None:
-        """A later frame must keep the stream's layout and body count."""
+    def push_many(self, streams: Sequence[Hashable], frames: Sequence[Any] | np.ndarray,
+                  ts: Sequence[float | None] | None = None, *,
+                  layouts: Sequence[JointLayout | None] | None = None,
+                  owner: Hashable = None) -> list[Pushed | RestcnError]:
+        """:meth:`push` of many frames of many streams at once: ``frames[i]`` to ``streams[i]``
+        at ``ts[i]`` declaring ``layouts[i]`` (None or a None entry: not given), all of
+        ``owner``, in order.
+
+        Returns per frame what :meth:`push` returns or raises for it, with the same effect on
+        every stream and queue as pushing the frames one by one: a :class:`Pushed`, or the
+        error, returned rather than raised (a ``SkeletonFormatError``, ``ImplausibleInputError``
+        or ``StreamRefusedError``, or a ``StreamLimitError``); a bad frame costs only itself.
+
+        The frame checks, the ring buffer writes and the preparation of the due windows are
+        whole-array steps for all frames of one shape (:mod:`restcn_infer.stream_ingest`);
+        what remains per frame is bookkeeping (a stream before its plausibility check, its first
+        window with a body, goes frame by frame). ``frames`` may be one array
+        ``(N, bodies, V, C)`` or ``(N, V, C)``, or a sequence of frames as :meth:`push` takes
+        them.
+
+        Raises:
+            ValueError: ``frames``, ``ts`` or ``layouts`` not one per stream id.
+        """
+        n = len(streams)
+        if len(frames) != n or any(x is not None and len(x) != n for x in (ts, layouts)):
+            raise ValueError(f"push_many: {n} stream ids need as many frames (got "
+                             f"{len(frames)}), timestamps and layouts")
+        groups, group, row = check_frames(frames, self.spec.coords, self.options.convert)
+        results: list[Pushed | RestcnError] = [_NOTHING] * n
+        batch = _Batch(self, groups)
+        windows: list[tuple[int, PendingWindow]] = []  # (position, window) of unchecked streams
+        now = self.clock()
+        try:
+            for i, (stream, g, r) in enumerate(zip(streams, group.tolist(), row.tolist())):
+                state = self._streams.get(stream)
+                if state is not None and state.refused is not None:
+                    results[i] = StreamRefusedError(_source(stream), state.refused)
+                    continue
+                try:
+                    if g < 0:  # checked alone: its error, or a group of its own
+                        g, r = batch.add(self.check_frame(frames[i], _source(stream)))
+                    state, new, notice, t = self._admit(
+                        stream, state, groups[g].shape[1:], None if ts is None else ts[i],
+                        None if layouts is None else layouts[i], owner, now)
+                except (SkeletonFormatError, StreamLimitError) as exc:
+                    results[i] = exc
+                    continue
+                if state.checked:  # the usual case: deferred, whole-array
+                    batch.write(state, g, r)
+                    self._advance(state, t, now)
+                    if state.count % self.hop == 0:
+                        batch.due(i, stream, state, t, now)
+                else:  # as push does: its check may refuse the stream
+                    self._write(state, groups[g][r], t, now)
+                    if state.count % self.hop == 0:
+                        try:
+                            pending, accepted = self._due_window(stream, state, t, now)
+                        except SkeletonFormatError as exc:
+                            results[i] = exc
+                            continue
+                        notice = accepted or notice
+                        if pending is not None:
+                            windows.append((i, pending))
+                results[i] = Pushed(new, notice) if new or notice else _NOTHING
+        finally:
+            windows += batch.finish()
+            for _, pending in sorted(windows, key=itemgetter(0)):  # in the frames' order
+                self._enqueue(pending)
+        return results
+
+    def _admit(self, stream: Hashable, state: _Stream | None, shape: tuple[int, ...],
+               t: float | None, layout: JointLayout | None, owner: Hashable,
+               now: float) -> tuple[_Stream, bool, str | None, float | None]:
+        """A checked frame of ``shape`` ``(bodies, V, C)`` meets its stream (opened here on its
+        first frame): its timestamp, layout and body count. Returns ``(state, new stream,
+        notice, t)``.
+
+        Raises:
+            SkeletonFormatError: the frame does not fit the stream; the stream is unchanged.
+            StreamLimitError: a new stream beyond the limits.
+        """
+        if t is not None:
+            t = float(t)
+            if not math.isfinite(t):
+                raise SkeletonFormatError(_source(stream), f"timestamp must be finite, got {t}")
+        if state is None:
+            state, notice = self._open(stream, shape, layout, owner, now)
+            return state, True, notice, t
+        self._check_same(state, shape, layout, stream)
+        if t is not None and state.last_t is not None and t < state.last_t:
+            raise SkeletonFormatError(
+                _source(stream), f"timestamp {t} goes back (last frame had {state.last_t})"
+            )
+        self._streams.move_to_end(stream)
+        return state, False, None, t
+
+    def _write(self, state: _Stream, a: np.ndarray, t: float | None, now: float) -> None:
+        """Write a checked frame ``(bodies_in, V_frame, C)`` as the stream's next one."""
+        if state.mapping is not None:
+            a = state.mapping.apply(a)  # (bodies_in, V_frame, C) -> (bodies_in, V, C)
+        slot = self._rings.frames[state.slot, state.count % self.window]  # (M, V, C) view
+        kept = min(a.shape[0], self.bodies)
+        slot[:kept] = a[:kept]
+        slot[kept:] = 0.0
+        self._advance(state, t, now)
+
+    @staticmethod
+    def _advance(state: _Stream, t: float | None, now: float) -> None:
+        """Count a frame written (or waiting to be written) into the stream's ring."""
+        state.count += 1
+        state.last_seen = now
+        state.last_t = t if t is not None else state.last_t
+
+    def _check_same(self, state: _Stream, shape: tuple[int, ...], layout: JointLayout | None,
+                    stream: Hashable) -> None:
+        """A later frame (of ``shape`` ``(bodies, V, C)``) must keep the stream's layout and
+        body count."""
         if layout is not None and layout.name != state.layout.name:
-            raise SkeletonFormatError(source, f"declares layout {layout.name}, but the stream "
-                                              f"is in layout {state.layout.name} (start a new "
-                                              "stream for another layout)")
-        if a.shape[1] != state.layout.num_joints:
-            raise SkeletonFormatError(source, f"has {a.shape[1]} joints, but the stream's frames "
-                                              f"have {state.layout.num_joints} "
-                                              f"({state.layout.name}); a stream keeps its layout")
-        if a.shape[0] != state.bodies_in:
-            raise SkeletonFormatError(source, f"has {a.shape[0]} bodies, but the stream's frames "
-                                              f"have {state.bodies_in}; a stream keeps its body "
-                                              "count (send an absent body as zeros)")
+            raise SkeletonFormatError(_source(stream), f"declares layout {layout.name}, but the "
+                                                       f"stream is in layout {state.layout.name}"
+                                                       " (start a new stream for another "
+                                                       "layout)")
+        if shape[1] != state.layout.num_joints:
+            raise SkeletonFormatError(_source(stream), f"has {shape[1]} joints, but the "
+                                                       "stream's frames have "
+                                                       f"{state.layout.num_joints} "
+                                                       f"({state.layout.name}); a stream keeps "
+                                                       "its layout")
+        if shape[0] != state.bodies_in:
+            raise SkeletonFormatError(_source(stream), f"has {shape[0]} bodies, but the "
+                                                       "stream's frames have "
+                                                       f"{state.bodies_in}; a stream keeps its "
+                                                       "body count (send an absent body as "
+                                                       "zeros)")
 
     def _queue(self, stream: Hashable, state: _Stream, t: float | None,
                now: float) -> str | None:
-        """Queue the stream's current window; checks plausibility on the first one with a
-        body. Returns a notice when an implausible stream was accepted anyway.
+        """Queue the stream's current window (:meth:`_due_window`); returns its notice.
+
+        Raises:
+            ImplausibleInputError: the first checked window is implausible (stream refused).
+        """
+        pending, notice = self._due_window(stream, state, t, now)
+        if pending is not None:
+            self._enqueue(pending)
+        return notice
+
+    def _due_window(self, stream: Hashable, state: _Stream, t: float | None,
+                    now: float) -> tuple[PendingWindow | None, str | None]:
+        """The stream's current window as a model input (None: no body in it); checks
+        plausibility on the first one with a body. Also returns a notice when an implausible
+        stream was accepted anyway.
 
         Raises:
             ImplausibleInputError: the first checked window is implausible (stream refused).
         """
         state.decided = state.count
-        seq = state.recent()  # (M, t, V, C) in the model's layout
+        seq = self._rings.recent(state.slot, state.count)  # (M, t, V, C), model layout, a copy
         notice = None
         if not state.checked and np.any(seq != 0):
-            source = f"stream {stream!r}"
+            source = _source(stream)
             try:
                 verdict = self.checker.check(seq, source=source, layout=state.layout.name,
                                              guessed=state.guessed,
@@ -456,9 +668,15 @@ class StreamClassifier:
             x = self.spec.to_window(seq)  # (M, t, V, C) -> (window, D)
         except SkeletonFormatError:  # no body in the whole window: nothing to classify
             self.skipped_empty += 1
-            return notice
-        self._enqueue(PendingWindow(stream, state.count, t, now, x, state.owner))
-        return notice
+            return None, notice
+        return PendingWindow(stream, state.count, t, now, x, state.owner), notice
+
+    def _model_frames(self, frames: np.ndarray, mapping: LayoutMapping | None) -> np.ndarray:
+        """Checked frames ``(n, bodies_in, V_frame, C)`` in the model's joints and bodies
+        ``(n, M, V, C)`` (joints mapped by name, bodies fitted), as :meth:`push` writes them."""
+        if mapping is not None:
+            frames = mapping.apply(frames)  # (n, bodies_in, V_frame, C) -> (n, bodies_in, V, C)
+        return fit_bodies(frames.swapaxes(0, 1), self.bodies).swapaxes(0, 1)
 
     def _enqueue(self, pending: PendingWindow) -> None:
         queue = self._ready.setdefault(pending.owner, deque())
