@@ -126,7 +126,7 @@ def measure(classifier: Classifier, data: Dataset, split: str, options: Diagnosi
     """The one pass over the split (see the module docstring)."""
     part = data.split(split)
     spec = classifier.spec
-    bodies, layout = spec.input.bodies, spec.input.layout
+    bodies, layout, coords = spec.input.bodies, spec.input.layout, spec.input.coords
     reference = reference_joints(layout)
     names = diagnosis_outputs(classifier)
     chosen = pick_sequences(part, options.max_sequences)
@@ -142,8 +142,8 @@ def measure(classifier: Classifier, data: Dataset, split: str, options: Diagnosi
         outputs = run_outputs(classifier, x, names)
         logits, decoded = outputs[0], outputs[1]  # (B, C), (B, L, T, D)
         responses = outputs[2] if len(outputs) > 2 else None  # (B, N, T)
-        seq = unflatten(x, bodies)  # (B, M, T, V, 3)
-        dec = unflatten(decoded, bodies)  # (B, L, M, T, V, 3)
+        seq = unflatten(x, bodies, coords)  # (B, M, T, V, C)
+        dec = unflatten(decoded, bodies, coords)  # (B, L, M, T, V, C)
         present = np.any(seq != 0, axis=-1)  # (B, M, T, V)
         e_in = joint_motion_energy(seq, reference)  # (B, V)
         e_dec = joint_motion_energy(dec, reference, present[:, None])  # (B, L, V)
@@ -175,7 +175,8 @@ def measure(classifier: Classifier, data: Dataset, split: str, options: Diagnosi
     for n, i in enumerate(chosen, 1):
         name = str(part.names[i])
         try:
-            batch.append((int(i), classifier.prepare(part.sequence(int(i)), source=name)))
+            x = classifier.prepare(part.sequence(int(i)), source_layout=data.layout, source=name)
+            batch.append((int(i), x))  # (window, D), in the data set's own layout
         except SkeletonFormatError as exc:
             sums.errors[name] = exc.reason
         if len(batch) == options.batch_size:

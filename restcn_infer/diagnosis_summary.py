@@ -80,8 +80,9 @@ class Diagnosis:
     document: dict[str, Any]
     layout: JointLayout
     samples: list[Sample] = field(default_factory=list)
-    primitives: np.ndarray | None = None  # (K, f, M, V, 3)
+    primitives: np.ndarray | None = None  # (K, f, M, V, C)
     primitive_labels: list[str] = field(default_factory=list)
+    y_down: bool = False  # the model's y axis points down (image keypoints): drawn inverted
 
 
 def diagnose(classifier: Classifier, data: Dataset, split: str, *,
@@ -177,7 +178,7 @@ def diagnose(classifier: Classifier, data: Dataset, split: str, *,
             "reason": finding.reason,
             "command": _command(classifier, data, target_file) if finding.joints else None},
     }
-    result = Diagnosis(_plain(document), layout)
+    result = Diagnosis(_plain(document), layout, y_down=classifier.checker.envelope.y_down)
     weak = {list(spec.classes).index(n) for n in finding.weak_classes}
     chosen = _choose_samples(labels, predicted, logits, weak)
     result.samples = _samples(classifier, data, split, sums, chosen, scale, labels)
@@ -238,8 +239,9 @@ def _samples(classifier: Classifier, data: Dataset, split: str, sums, chosen: li
         return []
     spec = classifier.spec
     part = data.split(split)
-    bodies, mu = spec.input.bodies, spec.mean_array
-    x = np.stack([classifier.prepare(part.sequence(sums.indices[i]), source=sums.names[i])
+    bodies, coords, mu = spec.input.bodies, spec.input.coords, spec.mean_array
+    x = np.stack([classifier.prepare(part.sequence(sums.indices[i]), source_layout=data.layout,
+                                     source=sums.names[i])
                   for i in chosen])  # (S, T, D)
     logits, decoded = run_outputs(classifier, x, ["logits", "decoded"])
     shown = mu + np.abs(scale)[None, :, None, None] * (decoded - mu)  # (S, L, T, D)
@@ -253,8 +255,8 @@ def _samples(classifier: Classifier, data: Dataset, split: str, sums, chosen: li
         samples.append(Sample(
             name=sums.names[i], label=int(labels[i]), predicted=int(np.argmax(p)),
             probability=float(p.max()), frames=frames,
-            input=unflatten(x[k][::step], bodies),  # (M, T', V, 3)
-            decoded=unflatten(shown[k][:, ::step], bodies)))  # (L, M, T', V, 3)
+            input=unflatten(x[k][::step], bodies, coords),  # (M, T', V, C)
+            decoded=unflatten(shown[k][:, ::step], bodies, coords)))  # (L, M, T', V, C)
     return samples
 
 
@@ -265,10 +267,11 @@ def _add_primitives(result: Diagnosis, classifier: Classifier) -> None:
     spec = classifier.spec
     probe = np.broadcast_to(spec.mean_array, (1, spec.input.window, spec.input.D))
     (filters,) = run_outputs(classifier, probe, ["filters"])  # (N, D, f)
-    prims, used = motion_primitives(filters, spec.mean_array)  # (N, f, D)
+    coords = spec.input.coords
+    prims, used = motion_primitives(filters, spec.mean_array, coords=coords)  # (N, f, D)
     order = strongest_filters(filters, PRIMITIVES)
     norms = np.linalg.norm(filters.reshape(len(filters), -1), axis=1)
-    skeletons = unflatten(prims, spec.input.bodies).swapaxes(1, 2)  # (N, f, M, V, 3)
+    skeletons = unflatten(prims, spec.input.bodies, coords).swapaxes(1, 2)  # (N, f, M, V, C)
     result.primitives = skeletons[order]
     result.primitive_labels = [f"#{i} |w|={norms[i]:.2f}" for i in order]
     result.document["primitives"] = {"filters": [int(i) for i in order], "scale": used}

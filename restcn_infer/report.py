@@ -43,7 +43,8 @@ def animation_data(diagnosis: Diagnosis) -> dict[str, Any]:
         return out
 
     target = diagnosis.document["suggested_target_joints"]["joints"]
-    data = {"style": joint_style(diagnosis.layout, target), "samples": [], "primitives": []}
+    data = {"style": joint_style(diagnosis.layout, target), "samples": [], "primitives": [],
+            "y_down": diagnosis.y_down}
     for sample in diagnosis.samples:
         present = np.any(sample.input != 0, axis=-1)  # (M, T, V)
         decoded = np.where(present[None, ..., None], sample.decoded, 0.0)  # same points

@@ -82,8 +82,9 @@ class Ensemble(SkeletonNetwork):
         self.register_buffer("weights", weights / weights.sum(), persistent=False)  # (K,)
         joint = [i for i, m in enumerate(members) if m.features.modality == "joint"]
         self.decoder_member = joint[0] if joint else None
-        if self.decoder_member is not None:  # the decoder reads model.mean: the joint stream's
-            self.set_mean(self.members[self.decoder_member].mean)
+        if self.decoder_member is not None:  # the decoder reads model.mean and input_scale:
+            self.set_mean(self.members[self.decoder_member].mean)  # the joint stream's
+            self.input_scale = self.members[self.decoder_member].input_scale
 
     @property
     def decoded_modality(self) -> str | None:

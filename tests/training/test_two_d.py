@@ -259,6 +259,39 @@ def test_decode_and_render_a_2d_model_head_up(run, tmp_path, monkeypatch):
     assert ax.get_ylim() == (-1.0, 1.0)  # Kinect: y up, unchanged
 
 
+def test_a_2d_model_is_diagnosed_in_two_coordinates_and_drawn_head_up(run, clf, tmp_path):
+    """The report's skeletons keep the model's 2 coordinates (not re-cut into 3), and the page
+    is told that y points down."""
+    from restcn_infer.datasets import open_dataset
+    from restcn_infer.diagnosis_summary import diagnose
+    from restcn_infer.report import animation_data, write_report
+
+    result = diagnose(clf, open_dataset(run.data), "val")
+    assert result.samples and result.y_down is True
+    for sample in result.samples:
+        assert sample.input.shape == (1, sample.input.shape[1], 17, 2)
+        assert sample.decoded.shape[-2:] == (17, 2)
+    assert result.primitives is not None and result.primitives.shape[-2:] == (17, 2)
+    data = animation_data(result)
+    assert data["y_down"] is True and len(data["samples"][0]["input"][0][0][0]) == 2
+    json_path, html_path = write_report(result, tmp_path / "report")
+    assert json.loads(json_path.read_text())["sequences"] == result.document["sequences"]
+
+
+def test_a_2d_ensemble_decodes_in_pixels_as_its_joint_member(run):
+    """The decoder divides the joint member's fixed 2-D unit back out, in an ensemble too."""
+    from restcn_training.checkpoint import Checkpoint
+    from restcn_training.decoder import FeatureMapDecoder
+    from restcn_training.ensemble import ensemble_checkpoint
+
+    member = Checkpoint.load(run.run).build_model().eval()
+    ensemble = ensemble_checkpoint([run.run, run.run]).build_model().eval()
+    assert member.input_scale != 1.0
+    ours, theirs = FeatureMapDecoder(ensemble, [1, 4]), FeatureMapDecoder(member, [1, 4])
+    assert ours.input_scale == theirs.input_scale
+    torch.testing.assert_close(ours.mu, theirs.mu, rtol=0, atol=0)
+
+
 def _infer_app():
     from restcn_cli.infer import app
 
