@@ -52,7 +52,7 @@ def main() -> None:
             sources[f"member {run.parent.name}/{run.name} ({modality})"] = run
         for fusion in FUSIONS:
             sources[f"ensemble, fusion {fusion}"] = ensemble_checkpoint(args.runs, fusion=fusion)
-        results = {name: holdout_accuracy(source, out / f"model{i}.onnx", dataset, holdout, name)
+        results = {name: runtime_accuracy(source, out / f"model{i}.onnx", dataset, holdout, name)
                    for i, (name, source) in enumerate(sources.items())}
         fused = {name: acc for name, acc in results.items() if name.startswith("ensemble")}
         best = max(fused, key=fused.get)
@@ -64,17 +64,18 @@ def main() -> None:
                 for chosen in itertools.combinations(range(len(args.runs)), size):
                     label = "subset " + " + ".join(names[i].split("(")[1].rstrip(")")
                                                    for i in chosen)
-                    holdout_accuracy(ensemble_checkpoint([args.runs[i] for i in chosen],
+                    runtime_accuracy(ensemble_checkpoint([args.runs[i] for i in chosen],
                                                          fusion=fusion),
                                      out / "subset.onnx", dataset, holdout, label)
 
 
-def holdout_accuracy(source, path: Path, dataset, holdout: str, name: str) -> float:
-    """Export ``source`` (a run or a Checkpoint) to ``path`` and evaluate it on ``holdout``."""
+def runtime_accuracy(source, path: Path, dataset, split: str, name: str) -> float:
+    """Export ``source`` (a run or a Checkpoint) to ``path`` and evaluate it on ``split``
+    through the runtime; prints the figure."""
     export_onnx(source, path, decoder_layers=())
-    accuracy = evaluate(Classifier(path, device="cpu"), dataset, holdout).accuracy
-    print(f"{name:40} holdout accuracy {accuracy:.4f} "
-          f"({len(dataset.split(holdout))} sequences)", flush=True)
+    accuracy = evaluate(Classifier(path, device="cpu"), dataset, split).accuracy
+    print(f"{name:40} {split} accuracy {accuracy:.4f} "
+          f"({len(dataset.split(split))} sequences)", flush=True)
     return accuracy
 
 
