@@ -3,9 +3,11 @@
     flock /tmp/restcn-cpu.lock python scripts/build_bundled_model.py --name ms-res-tcn \
         --checkpoint RUN/checkpoint.pt [--data ../shared/data/nw_ucla/nw_ucla.pkl]
         [--precisions fp32 fp16 int8] [--measure-only]
+    ... --name ensemble --checkpoint JOINT BONE MOTION BONE_MOTION [--fusion logprob]
 
-The checkpoint comes from ``restcn-train`` on NW-UCLA's ``train`` split (views 1+2); its
-training command and metrics travel into the model's metadata. Steps:
+The checkpoints come from ``restcn-train`` on NW-UCLA's ``train`` split (views 1+2); their
+training commands and metrics travel into the model's metadata. Several checkpoints are fused
+into one ensemble graph (``restcn-export --ensemble``). Steps:
 
 1. export it as each of ``--precisions`` (default ``fp32``, ``fp16`` weight storage and
    ``int8``, each parity-checked against torch on random and real NW-UCLA input by
@@ -32,6 +34,7 @@ from restcn_export.onnx_export import export_onnx
 from restcn_infer.classifier import Classifier
 from restcn_infer.models import BUNDLED_MODELS
 from restcn_infer.readers.pyskl import read_pyskl
+from restcn_training.ensemble import FUSIONS, ensemble_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_CLASSES = ("pick up with one hand", "sit down", "throw")
@@ -48,7 +51,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", choices=list(BUNDLED_MODELS), required=True,
                         help="which bundled model to replace")
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, nargs="+", required=True,
+                        help="a run or checkpoint; several: the members of an ensemble")
+    parser.add_argument("--fusion", choices=FUSIONS, default="logprob",
+                        help="the ensemble's fusion rule")
     parser.add_argument("--data", type=Path,
                         default=REPO.parent / "shared" / "data" / "nw_ucla" / "nw_ucla.pkl")
     parser.add_argument("--split", default="val")
@@ -61,10 +67,12 @@ def main() -> None:
         args.precisions.insert(0, "fp32")
 
     val = read_pyskl(args.data).split(args.split)
+    source = (ensemble_checkpoint(args.checkpoint, fusion=args.fusion)
+              if len(args.checkpoint) > 1 else args.checkpoint[0])
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for precision in args.precisions:
-            report = export_onnx(args.checkpoint, Path(tmp) / f"{precision}.onnx",
+            report = export_onnx(source, Path(tmp) / f"{precision}.onnx",
                                  precision=precision, check_data=args.data,
                                  calibration=args.data if precision in ("int8", "bf16") else None)
             device = "openvino" if precision == "bf16" else "cpu"
