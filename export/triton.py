@@ -41,6 +41,7 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, numpy_helper
 
 from restcn_export.errors import ExportError
+from restcn_export.passes.graph_walk import ancestors, node_inputs
 from restcn_infer.atomic import atomic_path, atomic_write_text
 from restcn_infer.errors import ModelError
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata
@@ -147,11 +148,11 @@ def served_graph(proto: onnx.ModelProto, keep: Sequence[str], decode: bool) -> o
     for init in g.initializer:
         if init.name == DECODE_INPUT:
             init.CopyFrom(numpy_helper.from_array(np.array(decode), DECODE_INPUT))
-    needed = _needed_nodes(g, list(keep))
+    needed = ancestors(g, list(keep))
     nodes = [node for i, node in enumerate(g.node) if i in needed]
     del g.node[:]
     g.node.extend(nodes)
-    used = {name for node in g.node for name in _node_inputs(node)} | set(keep)
+    used = {name for node in g.node for name in node_inputs(node)} | set(keep)
     inits = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
     g.initializer.extend(inits)
@@ -259,26 +260,3 @@ def _quote(text: str) -> str:
         escaped = "".join(c if c.isascii() else "".join(f"\\{b:03o}" for b in c.encode())
                           for c in escaped)
     return f'"{escaped}"'
-
-
-def _needed_nodes(graph: onnx.GraphProto, names: list[str]) -> set[int]:
-    """Indices of the nodes the tensors ``names`` depend on (subgraph outer-scope reads too)."""
-    producers = {out: i for i, node in enumerate(graph.node) for out in node.output}
-    seen: set[int] = set()
-    stack = [producers[n] for n in names if n in producers]
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        stack.extend(producers[n] for n in _node_inputs(graph.node[i]) if n in producers)
-    return seen
-
-
-def _node_inputs(node: onnx.NodeProto) -> list[str]:
-    names = [n for n in node.input if n]
-    for attr in node.attribute:  # outer-scope values read by an If/Loop/Scan body
-        for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
-            for inner in sub.node:
-                names.extend(_node_inputs(inner))
-    return names

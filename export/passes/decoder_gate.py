@@ -21,36 +21,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from restcn_export.passes.graph_walk import ancestors
+
 DECODE_INPUT = "decode"
-
-
-def _producers(graph: onnx.GraphProto) -> dict[str, int]:
-    return {out: i for i, node in enumerate(graph.node) for out in node.output}
-
-
-def _ancestors(graph: onnx.GraphProto, names: list[str]) -> set[int]:
-    """Indices of the nodes ``names`` depend on (subgraph outer-scope reads included)."""
-    producers = _producers(graph)
-    seen: set[int] = set()
-    stack = [producers[n] for n in names if n in producers]
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        for name in _node_inputs(graph.node[i]):
-            if name in producers:
-                stack.append(producers[name])
-    return seen
-
-
-def _node_inputs(node: onnx.NodeProto) -> list[str]:
-    names = [n for n in node.input if n]
-    for attr in node.attribute:  # outer-scope values read by an If/Loop/Scan body
-        for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
-            for inner in sub.node:
-                names.extend(_node_inputs(inner))
-    return names
 
 
 def gate_decoder(proto: onnx.ModelProto, outputs: tuple[str, ...] = ("decoded",)) -> None:
@@ -66,8 +39,8 @@ def gate_decoder(proto: onnx.ModelProto, outputs: tuple[str, ...] = ("decoded",)
     by_name = {o.name: o for o in graph.output}
     gated = [name for name in outputs if name in by_name]
     others = [name for name in by_name if name not in gated]
-    trunk = _ancestors(graph, others)
-    head = sorted(_ancestors(graph, gated) - trunk)  # graph order is topological
+    trunk = ancestors(graph, others)
+    head = sorted(ancestors(graph, gated) - trunk)  # graph order is topological
     head_nodes = [graph.node[i] for i in head]
     moved = {out for node in head_nodes for out in node.output}
 
