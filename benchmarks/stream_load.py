@@ -2,36 +2,44 @@
 
 Simulates N streams in real time: stream i delivers frame k at ``offset_i + k / 30`` s (offsets
 spread over one hop period, so decisions fall due evenly), each frame is pushed into a
-:class:`~restcn_infer.streaming.StreamClassifier` when its time has come, and the loop polls for
-decisions between pushes. A decision's latency runs from the scheduled arrival of the frame that
-made it due to the end of the poll that returned it, so a backlog shows up as latency; windows
-still undecided when a trial ends count with their waiting time so far. N is *sustained* when the
-p99 latency over the measured part of the trial (after a warm-up) is under ``--slo-ms``; a
-missed trial is rerun ``--retries`` times, since load from other processes causes misses.
+:class:`~restcn_infer.streaming.StreamClassifier` when its time has come (all frames that have
+come since the last round: one ``push`` each, or one ``push_many`` for all of them), and the
+loop polls for decisions between pushes. A decision's latency runs from the scheduled arrival of
+the frame that made it due to the end of the poll that returned it, so a backlog shows up as
+latency; windows still undecided when a trial ends count with their waiting time so far. N is
+*sustained* when the p99 latency over the measured part of the trial (after a warm-up) is under
+``--slo-ms``; a missed trial is rerun ``--retries`` times, since load from other processes
+causes misses.
 
-Modes, in the same run on the same model and machine:
+Modes (``--modes``), in the same run on the same model and machine:
 
-    batched     one session call per poll for every due window of every stream (max_batch 256)
-    unbatched   the naive per-stream loop: one session call per due window (max_batch 1)
+    unbatched   the naive per-stream loop: one push per frame, one session call per due window
+                (max_batch 1)
+    batched     one push per frame, one session call per poll for every due window of every
+                stream (max_batch 256)
+    many        batched, and the frames of a round go in with one ``push_many``: frame checks,
+                ring writes and window preparation in whole-array steps
 
 each without and with ``--decode`` (the decoded skeletons of every window are returned too,
 and every decision is rendered as its JSON line, as ``restcn-infer stream`` writes it), for each
 ``--models`` entry ``PRECISION@DEVICE``: by default ``fp32@cpu``, ``int8@cpu`` (the export's
 quantized graph) and ``bf16@openvino`` (the fp32 graph on OpenVINO's bf16 arithmetic); on a GPU
 (``scripts/cuda_checks.sh``) ``fp32@cuda fp32@tensorrt int8@tensorrt``. The frames are pushed by
-one Python loop, which bounds what one process can feed (about 10 us per frame).
+one Python loop, which bounds what one process can feed; ``many`` is that bound raised.
 The model is a random-weight Res-TCN of the bundled model's size (kinect20, 1 body, D=60,
 window 64, 10 classes, decoder layers 1,4,7,10); ``--ntu`` uses the paper's NTU size instead
 (ntu25, 2 bodies, D=150, window 300, 60 classes). Weights do not change the cost.
 
     flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py            # ~10 min
     flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --models int8@cpu --no-decode
+    flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --modes batched many --start 256
     flock /tmp/restcn-cpu.lock python benchmarks/stream_load.py --ntu --hop 30
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -49,6 +57,8 @@ from restcn_infer.streaming import StreamClassifier
 FPS = 30.0
 #: ``PRECISION@DEVICE`` of the models compared by default.
 MODELS = ("fp32@cpu", "int8@cpu", "bf16@openvino")
+#: Ways of feeding the engine, the baseline first.
+MODES = ("unbatched", "batched", "many")
 
 
 @dataclass(frozen=True)
@@ -102,15 +112,36 @@ class CountingClassifier:
         return self.inner.run(batch, decode=decode)
 
 
-def run_trial(classifier: Classifier, n: int, *, batched: bool, decode: bool, hop: int,
+def push_arrived(sc: StreamClassifier, bank: np.ndarray, pushed: np.ndarray,
+                 arrived: np.ndarray, many: bool) -> None:
+    """Push every frame that has come since the last round (stream by stream, oldest first):
+    one ``push`` each, or one ``push_many`` for all of them."""
+    bank_frames = bank.shape[1]
+    if not many:
+        for i in np.flatnonzero(arrived > pushed):
+            frames = bank[i % len(bank)]
+            for k in range(pushed[i], arrived[i]):
+                sc.push(i, frames[k % bank_frames])
+        pushed[:] = np.maximum(pushed, arrived)
+        return
+    need = np.maximum(arrived - pushed, 0)  # (n,) frames per stream this round
+    total = int(need.sum())
+    if total:
+        who = np.repeat(np.arange(len(need)), need)  # (total,) stream of each frame
+        first = np.cumsum(need) - need  # (n,) where each stream's frames start
+        k = np.repeat(pushed, need) + np.arange(total) - np.repeat(first, need)  # frame numbers
+        sc.push_many(who.tolist(), bank[who % len(bank), k % bank_frames])  # (total, M, V, C)
+        pushed += need
+
+
+def run_trial(classifier: Classifier, n: int, *, mode: str, decode: bool, hop: int,
               seconds: float, warmup: float, bank: np.ndarray) -> Trial:
     """N streams in real time for ``warmup + seconds``; latency stats of the measured part."""
     counting = CountingClassifier(classifier)
     sc = StreamClassifier(counting, hop=hop, decode=decode, top_k=5,
-                          max_batch=256 if batched else 1, max_streams=n + 1)
+                          max_batch=1 if mode == "unbatched" else 256, max_streams=n + 1)
     offsets = np.arange(n) * (hop / FPS) / n  # (n,) start of each stream, spread over a hop
     pushed = np.zeros(n, dtype=np.int64)  # frames pushed per stream
-    bank_frames = bank.shape[1]
     layers = list(classifier.metadata.decoder_layers)
     end = warmup + seconds
     latencies: list[float] = []
@@ -122,11 +153,7 @@ def run_trial(classifier: Classifier, n: int, *, batched: bool, decode: bool, ho
             break
         arrived = np.floor((now - offsets) * FPS).astype(np.int64) + 1  # (n,) frames by now
         np.clip(arrived, 0, None, out=arrived)
-        for i in np.flatnonzero(arrived > pushed):
-            frames = bank[i % len(bank)]
-            for k in range(pushed[i], arrived[i]):
-                sc.push(i, frames[k % bank_frames])
-            pushed[i] = arrived[i]
+        push_arrived(sc, bank, pushed, arrived, many=mode == "many")
         decisions = sc.poll()
         if decode:  # the output a client gets: one JSON line per decision
             for d in decisions:
@@ -158,12 +185,12 @@ def run_trial(classifier: Classifier, n: int, *, batched: bool, decode: bool, ho
     return Trial(n, float(p50), float(p99), made, due, counting.windows / max(counting.calls, 1))
 
 
-def sustained(classifier: Classifier, *, batched: bool, decode: bool, args,
+def sustained(classifier: Classifier, *, mode: str, decode: bool, args,
               bank: np.ndarray) -> tuple[Trial | None, list[Trial]]:
     """The largest N with p99 < SLO: doubling from ``--start``, then ``--refine`` bisections."""
     def trial(n: int) -> Trial:
         for _ in range(1 + args.retries):  # a shared machine's load spikes cause misses
-            t = run_trial(classifier, n, batched=batched, decode=decode, hop=args.hop,
+            t = run_trial(classifier, n, mode=mode, decode=decode, hop=args.hop,
                           seconds=args.seconds, warmup=args.warmup, bank=bank)
             ok = "ok " if t.p99_ms < args.slo_ms else "MISS"
             print(f"    N={n:5d}  p50 {t.p50_ms:7.1f} ms  p99 {t.p99_ms:8.1f} ms  {ok}  "
@@ -211,6 +238,9 @@ def main() -> None:
     parser.add_argument("--no-decode", action="store_true", help="skip the --decode modes")
     parser.add_argument("--models", nargs="+", default=list(MODELS),
                         help="PRECISION@DEVICE: precision fp32, int8 or bf16; a runtime device")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
+                        help="ways of feeding the engine (the first is the baseline of the "
+                             "ratios)")
     args = parser.parse_args()
 
     classifiers = {}
@@ -231,38 +261,45 @@ def main() -> None:
           f"{FPS:.0f} fps ({FPS / args.hop:.2f} decisions/s per stream); p99 SLO "
           f"{args.slo_ms:.0f} ms; models {', '.join(args.models)}")
 
-    rows = []
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} CPUs)", flush=True)
+    rows = []  # (precision, decode, mode, best)
     for precision, classifier in classifiers.items():
         for decode in (False, True)[: 1 if args.no_decode else 2]:
-            for batched in (False, True):
-                name = (f"{precision} " + ("batched" if batched else "unbatched")
-                        + (" + decode" if decode else ""))
-                print(f"  {name} ({classifier.providers[0]}):", flush=True)
-                best, _ = sustained(classifier, batched=batched, decode=decode, args=args,
-                                    bank=bank)
-                rows.append((name, best))
+            for mode in args.modes:
+                print(f"  {label(precision, decode, mode)} ({classifier.providers[0]}):",
+                      flush=True)
+                best, _ = sustained(classifier, mode=mode, decode=decode, args=args, bank=bank)
+                rows.append((precision, decode, mode, best))
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     print("\n| mode | streams sustained | decisions/s | p50 ms | p99 ms | mean batch |")
     print("|---|---|---|---|---|---|")
-    for name, best in rows:
+    for precision, decode, mode, best in rows:
+        name = label(precision, decode, mode)
         if best is None:
             print(f"| {name} | < {args.start} | | | | |")
             continue
         print(f"| {name} | {best.streams} | {best.streams * FPS / args.hop:.0f} | "
               f"{best.p50_ms:.1f} | {best.p99_ms:.1f} | {best.mean_batch:.1f} |")
-    for i in range(0, len(rows), 2):
-        (_, base), (_, fast) = rows[i], rows[i + 1]
-        if base and fast:
-            print(f"{rows[i + 1][0]}: {fast.streams / base.streams:.2f}x the streams of "
-                  f"{rows[i][0]}")
-    by_name = dict(rows)
-    for name, best in rows:  # each precision against fp32 in the same mode
-        mode = name.split(" ", 1)[1]
-        first = args.models[0]
-        base = by_name.get(f"{first} {mode}")
-        if not name.startswith(f"{first} ") and best and base:
-            print(f"{name}: {best.streams / base.streams:.2f}x the streams of {first} {mode}")
+    found = {(p, d, m): best for p, d, m, best in rows}
+    base_mode, first = args.modes[0], args.models[0]
+    for precision, decode, mode, best in rows:
+        # each mode against the baseline mode, many against batched, each precision against
+        # the first, all in the same run
+        bases = [(precision, decode, base_mode)] + ([(precision, decode, "batched")]
+                                                    if mode == "many" and base_mode != "batched"
+                                                    else [])
+        bases += [(first, decode, mode)]
+        for key in bases:
+            base = found.get(key)
+            if key != (precision, decode, mode) and best and base:
+                print(f"{label(precision, decode, mode)}: {best.streams / base.streams:.2f}x "
+                      f"the streams of {label(*key)}")
 
+
+def label(precision: str, decode: bool, mode: str) -> str:
+    return f"{precision} {mode}" + (" + decode" if decode else "")
 
 if __name__ == "__main__":
     main()

@@ -55,6 +55,7 @@ from restcn_infer.layouts import JointLayout, get_layout
 from restcn_infer.limits import COORDS
 from restcn_infer.plausibility import ImplausibleInputError
 from restcn_infer.streaming import (
+    Pushed,
     StreamClassifier,
     StreamDecision,
     StreamLimitError,
@@ -241,14 +242,52 @@ def feed_line(engine: StreamClassifier, text: str | bytes, line: int, stats: Str
         return error_record(exc, line, exc.stream)
     key = message.stream if namespace is None else (namespace, message.stream)
     try:
-        pushed = engine.push(key, message.joints, t=message.t, layout=message.layout,
-                             owner=namespace)
-    except StreamRefusedError:  # reported once when the stream was refused
+        pushed: Pushed | Exception = engine.push(key, message.joints, t=message.t,
+                                                 layout=message.layout, owner=namespace)
+    except (SkeletonFormatError, StreamLimitError) as exc:
+        pushed = exc
+    return _frame_record(pushed, message, line, stats)
+
+
+def feed_lines(engine: StreamClassifier, lines: Iterable[tuple[int, str | bytes]],
+               stats: StreamStats, *, namespace: Hashable | None = None,
+               source: str = "<stdin>") -> list[dict | None]:
+    """:func:`feed_line` of many ``(line number, text)`` at once: each line parsed, then the
+    frames of all of them in one :meth:`~StreamClassifier.push_many`; the record (or None) of
+    each line, in order, and the same stream state, counts and queued windows as
+    :func:`feed_line` line by line."""
+    records: list[dict | None] = []
+    parsed: list[tuple[int, int, FrameMessage]] = []  # (index in records, line, message)
+    for line, text in lines:
+        records.append(None)
+        if not text.strip():
+            continue
+        try:
+            parsed.append((len(records) - 1, line, parse_frame(text, line, source)))
+        except FrameLineError as exc:
+            stats.rejected += 1
+            records[-1] = error_record(exc, line, exc.stream)
+    if not parsed:
+        return records
+    messages = [message for _, _, message in parsed]
+    keys = [m.stream if namespace is None else (namespace, m.stream) for m in messages]
+    outcomes = engine.push_many(keys, [m.joints for m in messages], [m.t for m in messages],
+                                layouts=[m.layout for m in messages], owner=namespace)
+    for (index, line, message), pushed in zip(parsed, outcomes):
+        records[index] = _frame_record(pushed, message, line, stats)
+    return records
+
+
+def _frame_record(pushed: Pushed | Exception, message: FrameMessage, line: int,
+                  stats: StreamStats) -> dict | None:
+    """What a pushed frame's outcome (a :class:`Pushed` or the push's error) is in the output,
+    counted into ``stats``."""
+    if isinstance(pushed, StreamRefusedError):  # reported once when the stream was refused
         stats.rejected += 1
         return None
-    except (SkeletonFormatError, StreamLimitError) as exc:
+    if isinstance(pushed, Exception):
         stats.rejected += 1
-        return error_record(exc, line, message.stream)
+        return error_record(pushed, line, message.stream)
     stats.frames += 1
     stats.streams += pushed.new_stream
     if pushed.notice is not None:
@@ -394,27 +433,36 @@ def process_line_batches(engine: StreamClassifier, batches: Iterable[list[LineIt
     layers = list(engine.classifier.metadata.decoder_layers)
     failure = None
     for batch in batches:
-        lines = []
+        out: list[str | None] = []  # the batch's records in order; None: a frame line's
+        texts: list[tuple[int, str]] = []
         for number, item in batch:
             if isinstance(item, ReadFailure):
                 failure = (number, item.reason)
                 break
             if isinstance(item, Overlong):
                 stats.rejected += 1
-                lines.append(dumps({"error": f"line of {item.length:,} bytes is longer than the "
-                                             f"limit of {MAX_LINE_BYTES:,}", "line": number}))
+                out.append(dumps({"error": f"line of {item.length:,} bytes is longer than the "
+                                           f"limit of {MAX_LINE_BYTES:,}", "line": number}))
                 continue
             if isinstance(item, bytes):
                 try:
                     item = item.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     stats.rejected += 1
-                    lines.append(dumps({"error": f"not UTF-8 text (byte {exc.start}: "
-                                                 f"{exc.reason})", "line": number}))
+                    out.append(dumps({"error": f"not UTF-8 text (byte {exc.start}: "
+                                               f"{exc.reason})", "line": number}))
                     continue
-            record = feed_line(engine, item, number, stats)
-            if record is not None:
-                lines.append(dumps(record))
+            texts.append((number, item))
+            out.append(None)
+        records = iter(feed_lines(engine, texts, stats))  # one push_many for the batch
+        lines = []
+        for text in out:
+            if text is None:  # a frame line: its record, if it has one
+                record = next(records)
+                if record is None:
+                    continue
+                text = dumps(record)
+            lines.append(text)
         lines += decision_lines(engine.decide_safely(engine.take_ready()), stats, layers)
         yield lines
         if failure is not None:

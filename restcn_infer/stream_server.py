@@ -5,7 +5,9 @@ record goes back as its own message. Stream ids are namespaced per connection (a
 "cam1" is never another client's "cam1"), error records carry the connection's line number, and
 a closed connection's streams and queued windows are forgotten.
 
-One :class:`StreamClassifier` serves every client. Frames are pushed on the event loop; a tick
+One :class:`StreamClassifier` serves every client. Frames are pushed on the event loop, the lines
+of a message together (:func:`~restcn_infer.stream_protocol.feed_lines`: one
+:meth:`~StreamClassifier.push_many` for as many lines as the bounds below have room for); a tick
 task takes due windows of all clients, round-robin and at most ``max_batch`` per call, decides
 them in one session call *and renders their JSON* in a worker thread (a decoded decision is
 ~140 KB of text), then routes the lines. What keeps it serving under hostile or careless use:
@@ -49,7 +51,7 @@ from restcn_infer.stream_protocol import (
     MAX_LINE_BYTES,
     StreamStats,
     dumps,
-    feed_line,
+    feed_lines,
     render_decision,
 )
 from restcn_infer.streaming import PendingWindow, StreamClassifier
@@ -58,7 +60,7 @@ log = logging.getLogger("restcn_infer")
 
 #: Idle streams are looked for at least this often (seconds) even without traffic.
 IDLE_CHECK_S = 1.0
-#: Lines of one message handled before the event loop is given a turn.
+#: Lines of one message handled at once (one push_many) before the event loop is given a turn.
 LINES_PER_TURN = 256
 #: Hosts that mean "this machine only".
 LOOPBACK_NAMES = ("localhost",)
@@ -254,6 +256,15 @@ class StreamServer:
                 or engine.num_ready >= config.max_pending
                 or client.outbox.qsize() >= client.high_water)
 
+    def _room_for(self, client: _Client) -> int:
+        """Lines the client may send on before reaching a bound (at least 1, at most
+        :data:`LINES_PER_TURN`)."""
+        engine, config = self.engine, self.config
+        room = min(config.max_pending_per_client - engine.pending_of(client.number),
+                   config.max_pending - engine.num_ready,
+                   client.high_water - client.outbox.qsize(), LINES_PER_TURN)
+        return max(1, room)
+
     async def _room(self, client: _Client) -> None:
         """Wait while the client is at a bound (its frames are not read meanwhile)."""
         while not client.closing and self._full(client):
@@ -296,19 +307,25 @@ class StreamServer:
         lines = message.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
-        for i, text in enumerate(lines, 1):
-            if self._full(client):  # backpressure line by line: a message may hold many
+        done = 0
+        while done < len(lines):
+            if self._full(client):  # backpressure: a message may hold many lines
                 await self._room(client)
                 if client.closing:
                     return
-            client.lines += 1
-            record = feed_line(self.engine, text, client.lines, client.stats,
-                               namespace=client.number, source=f"client {client.number}")
-            if record is not None:
-                client.send(dumps(record))
+            # One push_many for as many lines as the bounds have room for: a line queues one
+            # window and one record at most, so no bound is passed, as line by line.
+            part = lines[done:done + self._room_for(client)]
+            done += len(part)
+            numbered = list(enumerate(part, client.lines + 1))
+            client.lines += len(part)
+            for record in feed_lines(self.engine, numbered, client.stats,
+                                     namespace=client.number, source=f"client {client.number}"):
+                if record is not None:
+                    client.send(dumps(record))
             if self.engine.pending_of(client.number):
                 self._wake.set()
-            if i % LINES_PER_TURN == 0:
+            if done < len(lines):
                 await asyncio.sleep(0)  # a long message does not hold the loop
                 if client.closing:
                     return

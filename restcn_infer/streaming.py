@@ -329,6 +329,7 @@ class StreamClassifier:
         self.layout = self.spec.layout
         self._rings = RingPool(self.window, (self.bodies, self.layout.num_joints,
                                              self.spec.coords))
+        self._held: list[int] | None = None  # slots forgotten during a push_many
         self._streams: OrderedDict[Hashable, _Stream] = OrderedDict()  # least recent first
         self._owned: dict[Hashable, set[Hashable]] = {}
         self._ready: OrderedDict[Hashable, deque[PendingWindow]] = OrderedDict()  # per owner
@@ -363,7 +364,10 @@ class StreamClassifier:
         """Drop a stream's buffer (e.g. its client disconnected); queued windows still run."""
         state = self._streams.pop(stream, None)
         if state is not None:
-            self._rings.release(state.slot)
+            if self._held is not None:  # inside push_many: its frames may still be waiting
+                self._held.append(state.slot)
+            else:
+                self._rings.release(state.slot)
             owned = self._owned.get(state.owner)
             if owned is not None:
                 owned.discard(stream)
@@ -523,9 +527,10 @@ class StreamClassifier:
         results: list[Pushed | RestcnError] = [_NOTHING] * n
         batch = _Batch(self, groups)
         windows: list[tuple[int, PendingWindow]] = []  # (position, window) of unchecked streams
-        now = self.clock()
+        self._held = []  # a stream forgotten meanwhile keeps its slot until its frames are in
         try:
             for i, (stream, g, r) in enumerate(zip(streams, group.tolist(), row.tolist())):
+                now = self.clock()
                 state = self._streams.get(stream)
                 if state is not None and state.refused is not None:
                     results[i] = StreamRefusedError(_source(stream), state.refused)
@@ -558,6 +563,9 @@ class StreamClassifier:
                 results[i] = Pushed(new, notice) if new or notice else _NOTHING
         finally:
             windows += batch.finish()
+            for slot in self._held:
+                self._rings.release(slot)
+            self._held = None
             for _, pending in sorted(windows, key=itemgetter(0)):  # in the frames' order
                 self._enqueue(pending)
         return results

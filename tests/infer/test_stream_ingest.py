@@ -189,3 +189,51 @@ def test_push_many_takes_one_array_of_frames_and_a_bad_frame_costs_only_itself()
     assert [(p.stream, p.frame) for p in sc.take_ready()] == [(0, 2), (1, 2), (2, 2), (4, 2)]
     with pytest.raises(ValueError, match="as many frames"):
         sc.push_many([0, 1], frames[0])
+
+
+def test_a_stream_forgotten_within_a_call_keeps_its_frames_and_window():
+    """Every clock tick makes all other streams idle: a new stream beyond ``max_streams``
+    evicts the ones whose frames still wait in the same push_many; their windows stay right
+    and their ring slots are not handed to the new streams before the frames are in."""
+    def engine() -> StreamClassifier:
+        ticks = iter(range(10**6))
+        return StreamClassifier(FakeClassifier(), hop=1, max_streams=3, idle_timeout_s=0.5,
+                                clock=lambda: float(next(ticks)))
+
+    seqs = {name: body_sequence(8, seed=k)[0] for k, name in enumerate("abcdef")}
+    order = [(name, t) for t in range(0, 4) for name in "abc"] + [  # a, b, c checked, then
+        (name, t) for t in range(4, 8) for name in "abcdef"]  # d, e, f evict them, and back
+    one, many = engine(), engine()
+    want = [one.push(name, seqs[name][t]) for name, t in order]
+    got = many.push_many([name for name, _ in order], [seqs[name][t] for name, t in order])
+    assert [outcome(r) for r in got] == [outcome(r) for r in want]
+    assert sum(r.new_stream for r in got) == 3 + 3 + 6 * 3  # from d on, every frame
+    assert ([window_key(p) for p in many.take_ready()]
+            == [window_key(p) for p in one.take_ready()])
+
+
+def test_the_protocol_gives_the_same_records_line_by_line_and_in_one_push_many():
+    import json
+
+    from restcn_infer.stream_protocol import StreamStats, feed_line, feed_lines
+
+    lines = []
+    for stream, frame, t, layout in events(seed=7)[:250]:
+        joints = frame.tolist() if isinstance(frame, np.ndarray) else frame
+        record = {"stream": stream, "joints": joints}
+        if t is not None:
+            record["t"] = t
+        if layout is not None:
+            record["layout"] = layout.name
+        lines.append(json.dumps(record))
+    lines[5:5] = ["", "not json", '{"stream": "a"}', '{"stream": "a", "joints": [[1, 2]]}']
+    numbered = list(enumerate(lines, 1))
+    engines = [StreamClassifier(FakeClassifier(bodies=2), hop=3, max_streams=8,
+                                max_streams_per_owner=7, clock=lambda: 0.0) for _ in range(2)]
+    stats = [StreamStats(), StreamStats()]
+    want = [feed_line(engines[0], text, n, stats[0], namespace="c") for n, text in numbered]
+    got = feed_lines(engines[1], numbered, stats[1], namespace="c")
+    assert got == want and stats[1] == stats[0]
+    assert stats[0].rejected > 20 and stats[0].frames > 100
+    assert ([window_key(p) for p in engines[1].take_ready()]
+            == [window_key(p) for p in engines[0].take_ready()])
