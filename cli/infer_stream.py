@@ -78,7 +78,8 @@ def stream(
     {"error", "line"} for a malformed line (the stream goes on); one error per stream refused
     as implausible; at end of input (or when reading it fails) a summary. Exit 0.
     """
-    from restcn_infer.stream_protocol import StreamStats, iter_line_batches, process_line_batches
+    from restcn_infer.line_reader import iter_line_batches
+    from restcn_infer.stream_protocol import StreamStats, process_line_batches
 
     options = input_options(layout, units, flip_y, accept_implausible)
     engine = _stream_classifier(model, device, threads, hop, window, top_k, decode,

@@ -1,29 +1,65 @@
-"""The whole-array parts of :meth:`StreamClassifier.push_many
-<restcn_infer.streaming.StreamClassifier.push_many>`: the ring buffers of all streams in one
-array (:class:`RingPool`) and the frame checks of a batch of frames at once
-(:func:`check_frames`).
+"""A stream's frames in: the frame check (:func:`check_frame`), the same checks of a batch of
+frames at once (:func:`check_frames`, for :meth:`StreamClassifier.push_many
+<restcn_infer.streaming.StreamClassifier.push_many>`) and the ring buffers of all streams in one
+array (:class:`RingPool`).
 
 Frames of many streams arrive together (one stdin batch, one WebSocket message, one tick of a
 camera server). Checked one by one, a frame costs ~10 numpy calls on a few dozen numbers, which
 is most of its time; here a batch of frames of one shape is one array, checked, converted and
 written into the rings with a few calls for all of them, and the due windows of many streams are
 read out with one gather. :func:`check_frames` only lets through what the one-frame check
-(:meth:`StreamClassifier.check_frame <restcn_infer.streaming.StreamClassifier.check_frame>`)
+(:func:`check_frame`)
 would pass with the same numbers; anything else is left to it, so a bad frame gets the same
 error record whichever way it came.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from restcn_infer.errors import SkeletonFormatError
 from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE
+from restcn_infer.spec import InputSpec
 
 #: Bodies a single frame may carry (Kinect tracks at most 6); more is a malformed frame.
 MAX_BODIES_PER_FRAME = 6
+
+
+def check_frame(frame: Any, spec: InputSpec, convert: Callable[[np.ndarray], np.ndarray],
+                source: str = "<frame>") -> np.ndarray:
+    """Validate one frame and return it as float32 ``(bodies_in, V, C)``, in the model's
+    units (``convert``: the caller's :meth:`~restcn_infer.input_options.InputOptions.convert`),
+    in the frame's own joint order.
+
+    Raises:
+        SkeletonFormatError: not numeric, wrong shape, too many bodies, not the model's
+            coordinates per joint, NaN/inf, or coordinates beyond any unit's range.
+    """
+    c = spec.coords
+    try:
+        a = np.asarray(frame, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SkeletonFormatError(source, f"expected a numeric (bodies, V, {c}) frame: {exc}"
+                                  ) from None
+    if a.ndim == 2:
+        a = a[None]  # (V, C) -> (1, V, C)
+    if a.ndim != 3 or a.shape[2] not in COORDS or not 1 <= a.shape[0] <= MAX_BODIES_PER_FRAME:
+        raise SkeletonFormatError(
+            source,
+            f"expected a frame of shape (V, {c}) or (bodies <= {MAX_BODIES_PER_FRAME}, V, "
+            f"{c}), got {a.shape}",
+        )
+    spec.check_coords(a.shape[2], source)
+    if not np.isfinite(a).all():
+        raise SkeletonFormatError(source, "frame contains NaN or infinite coordinates")
+    a = convert(a)
+    if float(np.abs(a).max(initial=0.0)) > MAX_ABS_COORDINATE:
+        raise SkeletonFormatError(source, f"coordinates beyond {MAX_ABS_COORDINATE:g} in "
+                                          "any unit: not a body")
+    return a
 
 
 class RingPool:

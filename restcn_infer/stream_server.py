@@ -47,8 +47,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from restcn_infer.errors import MissingDependencyError, RestcnError
+from restcn_infer.line_reader import MAX_LINE_BYTES
 from restcn_infer.stream_protocol import (
-    MAX_LINE_BYTES,
     StreamStats,
     dumps,
     feed_lines,
@@ -203,9 +203,9 @@ class StreamServer:
     def __init__(self, engine: StreamClassifier, config: ServeConfig | None = None) -> None:
         self.engine = engine
         self.config = config or ServeConfig()
-        engine.max_streams_per_owner = self.config.max_streams_per_client
-        engine.max_pending_per_owner = self.config.max_pending_per_client
-        engine.max_pending = max(engine.max_pending, self.config.max_pending)
+        engine.set_limits(max_streams_per_owner=self.config.max_streams_per_client,
+                          max_pending=max(engine.max_pending, self.config.max_pending),
+                          max_pending_per_owner=self.config.max_pending_per_client)
         self.decoder_layers = list(engine.classifier.metadata.decoder_layers)
         self.clients: dict[int, _Client] = {}
         self._numbers = itertools.count(1)

@@ -26,232 +26,48 @@ What a stream is bound to by its first frame:
 - its **body count**: a frame with another number of bodies is rejected (send an absent body
   as zeros). Bodies beyond the model's are dropped, missing ones are zeros.
 
-Every frame has the model's coordinates per joint (3: x, y, z; 2: x, y for a 2-D model); a
-frame of the other kind is rejected with what the model reads, so a stream keeps its
-coordinate count.
-
-A stream is checked for plausibility (:mod:`restcn_infer.plausibility`) on its first due
+Every frame has the model's coordinates per joint (3: x, y, z; 2: x, y for a 2-D model). A
+stream is checked for plausibility (:mod:`restcn_infer.plausibility`) on its first due
 window with a body: an implausible stream raises :class:`~restcn_infer.plausibility.
 ImplausibleInputError` once and is *refused*: its later frames raise
 :class:`StreamRefusedError`, which a protocol counts without another error record.
 
 Bounded under any input: ``max_streams`` live streams (``max_streams_per_owner`` of one owner,
-e.g. one server client), ``max_pending`` queued windows (``max_pending_per_owner`` per owner; the
-oldest is dropped and counted in :attr:`StreamClassifier.dropped`), and :meth:`take_ready` serves
-owners round-robin, so one flooding owner cannot starve the others.
+e.g. a server client; :mod:`restcn_infer.stream_table`), ``max_pending`` queued windows
+(``max_pending_per_owner`` per owner), served round-robin (:mod:`restcn_infer.stream_queue`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from restcn_infer.classifier import finite_rows
-from restcn_infer.errors import LayoutError, ModelError, RestcnError, SkeletonFormatError
+from restcn_infer.errors import ModelError, RestcnError, SkeletonFormatError
 from restcn_infer.input_options import InputOptions
-from restcn_infer.layouts import JointLayout, LayoutMapping, layout_mapping
-from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE
+from restcn_infer.layouts import JointLayout
 from restcn_infer.plausibility import ImplausibleInputError, InputChecker
-from restcn_infer.preprocess import fit_bodies, unflatten
 from restcn_infer.spec import MAX_WINDOW
-from restcn_infer.stream_ingest import MAX_BODIES_PER_FRAME, RingPool, check_frames
+from restcn_infer.stream_batch import push_many
+from restcn_infer.stream_decide import decide_windows, decide_windows_safely
+from restcn_infer.stream_ingest import RingPool, check_frame
+from restcn_infer.stream_queue import ReadyQueue
+from restcn_infer.stream_table import StreamTable, bind_layout
+from restcn_infer.stream_types import (
+    PendingWindow,
+    Pushed,
+    StreamDecision,
+    StreamLimitError,
+    StreamRefusedError,
+    StreamState,
+    stream_source,
+)
 
-log = logging.getLogger("restcn_infer")
-
-
-class StreamLimitError(RestcnError, ValueError):
-    """A new stream was refused because ``max_streams`` (or the owner's share) are live."""
-
-
-class StreamRefusedError(SkeletonFormatError):
-    """A frame for a stream refused earlier as implausible: dropped, already reported once."""
-
-
-@dataclass(frozen=True)
-class StreamDecision:
-    """One classification of one stream's current window, or why there is none.
-
-    Attributes:
-        stream: the stream id given to :meth:`StreamClassifier.push`.
-        frame: frames the stream had received when the decision fell due (1-based count).
-        t: the timestamp pushed with that frame, if any.
-        top: the ``top_k`` predictions, most probable first (empty with an ``error``).
-        latency_ms: from the push of that frame to the decision being ready.
-        decoded: with ``decode=True``, the decoded skeletons of the window, float32
-            ``(L, bodies, window, V, C)`` for the model's ``metadata.decoder_layers``; else None.
-        error: why this window got no answer (non-finite scores, a refused stream at flush).
-    """
-
-    stream: Hashable
-    frame: int
-    t: float | None
-    top: list[Any]
-    latency_ms: float
-    decoded: np.ndarray | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class PendingWindow:
-    """A due window waiting for the batched session call: ``x`` is the model input (T, D)."""
-
-    stream: Hashable
-    frame: int
-    t: float | None
-    arrived: float
-    x: np.ndarray
-    owner: Hashable = None
-
-
-class Pushed(NamedTuple):
-    """What :meth:`StreamClassifier.push` has to say: whether it opened the stream, and a
-    notice to pass on once (layout mapped, implausible input accepted), or None."""
-
-    new_stream: bool
-    notice: str | None = None
-
-
-class _Stream:
-    """One stream: its ring buffer is slot ``slot`` of the classifier's :class:`RingPool`."""
-
-    __slots__ = ("slot", "count", "last_seen", "last_t", "decided", "layout", "guessed",
-                 "mapping", "bodies_in", "checked", "refused", "owner")
-
-    def __init__(self, slot: int, layout: JointLayout, guessed: bool,
-                 mapping: LayoutMapping | None, bodies_in: int, owner: Hashable) -> None:
-        self.slot = slot
-        self.count = 0
-        self.last_seen = 0.0
-        self.last_t: float | None = None
-        self.decided = 0  # frame count at the last queued decision
-        self.layout = layout  # the frames' own layout
-        self.guessed = guessed
-        self.mapping = mapping  # frame joints -> model joints, None: the model's layout
-        self.bodies_in = bodies_in  # bodies of every frame of this stream
-        self.checked = False  # passed the plausibility check
-        self.refused: str | None = None
-        self.owner = owner
-
-
-#: What :meth:`StreamClassifier.push` says of most frames: an open stream, nothing to tell.
-_NOTHING = Pushed(False)
-
-
-def _source(stream: Hashable) -> str:
-    """How an error names a stream."""
-    return f"stream {stream!r}"
-
-
-class _Due(NamedTuple):
-    """A window of a checked stream that fell due in :meth:`StreamClassifier.push_many`."""
-
-    position: int  # of the frame that made it due
-    stream: Hashable
-    slot: int
-    count: int  # the stream's frames then
-    t: float | None
-    now: float
-    owner: Hashable
-
-
-class _Batch:
-    """The deferred work of one :meth:`StreamClassifier.push_many` for streams checked for
-    plausibility already (every stream after its first window with a body): their frames and
-    due windows, done in whole-array steps at :meth:`finish`.
-
-    The frames wait in the call's own arrays and reach the rings only at the end, so the rings
-    still hold what came before the call: a due window is gathered from both, the ring's
-    frames and the call's, as pushing frame by frame would have had them; then each stream's
-    last ``window`` frames of the call are written (no ring position twice). A stream not yet
-    checked is pushed frame by frame by the caller (its check may refuse it).
-    """
-
-    def __init__(self, engine: StreamClassifier, groups: list[np.ndarray]) -> None:
-        self.engine = engine
-        self.groups = groups  # checked frames (n, bodies_in, V_frame, C), model units
-        self.slots: list[int] = []  # per waiting frame: its stream's ring slot
-        self.numbers: list[int] = []  # and its number in the stream (0-based)
-        # (group, mapping) -> the waiting frames' indices, their rows in the group; mapping
-        self.buckets: dict[tuple[int, int], tuple[list[int], list[int],
-                                                  LayoutMapping | None]] = {}
-        self.base: dict[int, int] = {}  # slot -> number of its first waiting frame
-        self.dues: list[_Due] = []
-
-    def add(self, frame: np.ndarray) -> tuple[int, int]:
-        """A frame checked alone, as a group of its own: ``(group, row)``."""
-        self.groups.append(frame[None])
-        return len(self.groups) - 1, 0
-
-    def write(self, state: _Stream, group: int, row: int) -> None:
-        """``groups[group][row]`` is the stream's next frame (written at :meth:`finish`)."""
-        key = (group, id(state.mapping))
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = ([], [], state.mapping)
-        bucket[0].append(len(self.slots))
-        bucket[1].append(row)
-        self.slots.append(state.slot)
-        self.numbers.append(state.count)
-        self.base.setdefault(state.slot, state.count)
-
-    def due(self, position: int, stream: Hashable, state: _Stream, t: float | None,
-            now: float) -> None:
-        """The stream's window is due with the frame at ``position``."""
-        state.decided = state.count
-        self.dues.append(_Due(position, stream, state.slot, state.count, t, now, state.owner))
-
-    def finish(self) -> list[tuple[int, PendingWindow]]:
-        """Prepare the due windows and write the waiting frames; ``(position, window)`` of
-        each due window with a body."""
-        if not self.slots:
-            return []
-        engine = self.engine
-        new = np.empty((len(self.slots), *engine._rings.frames.shape[2:]), np.float32)
-        for (group, _), (index, rows, mapping) in self.buckets.items():
-            new[index] = engine._model_frames(self.groups[group][rows], mapping)  # (n, M, V, C)
-        slots, numbers = np.array(self.slots), np.array(self.numbers)
-        windows = self._windows(new, slots, numbers) if self.dues else []
-        last = np.full(len(engine._rings.frames), -1)  # per slot: its last frame's number
-        np.maximum.at(last, slots, numbers)
-        keep = numbers > last[slots] - engine.window  # each stream's last `window` frames
-        engine._rings.write(slots[keep], numbers[keep], new[keep])
-        return windows
-
-    def _windows(self, new: np.ndarray, slots: np.ndarray,
-                 numbers: np.ndarray) -> list[tuple[int, PendingWindow]]:
-        """:meth:`StreamClassifier._due_window` of the dues, grouped by length: one gather
-        from the rings, one from the call's frames, one window preparation per length."""
-        engine = self.engine
-        window = engine.window
-        order = np.argsort(slots, kind="stable")
-        sorted_slots = slots[order]
-        by_length: dict[int, list[_Due]] = {}
-        for d in self.dues:
-            by_length.setdefault(min(d.count, window), []).append(d)
-        out = []
-        for t, dues in by_length.items():
-            slot = np.array([d.slot for d in dues])
-            base = np.array([self.base[d.slot] for d in dues])
-            frame = np.array([d.count for d in dues])[:, None] - t + np.arange(t)  # (B, t)
-            seqs = engine._rings.frames[slot[:, None], frame % window]  # (B, t, M, V, C)
-            old = frame < base[:, None]  # in the ring before this call
-            if not old.all():
-                start = np.searchsorted(sorted_slots, slot)  # (B,) each stream's first frame
-                index = order[np.clip(start[:, None] + frame - base[:, None], 0, None)]
-                seqs = np.where(old[:, :, None, None, None], seqs, new[index])
-            x, ok = engine.spec.to_windows(seqs.transpose(0, 2, 1, 3, 4))  # (B, window, D)
-            engine.skipped_empty += len(dues) - int(ok.sum())  # no body in the window
-            out += [(d.position, PendingWindow(d.stream, d.count, d.t, d.now, x[b], d.owner))
-                    for b, d in enumerate(dues) if ok[b]]
-        return out
+__all__ = ["PendingWindow", "Pushed", "StreamClassifier", "StreamDecision", "StreamLimitError",
+           "StreamRefusedError"]
 
 
 class StreamClassifier:
@@ -318,8 +134,6 @@ class StreamClassifier:
         self.max_streams = int(max_streams)
         self.max_batch = int(max_batch)
         self.max_streams_per_owner = max_streams_per_owner
-        self.max_pending = int(max_pending)
-        self.max_pending_per_owner = max_pending_per_owner
         self.clock = clock
         self.options = options or getattr(classifier, "options", None) or InputOptions()
         self.options.check_model(self.spec)
@@ -329,13 +143,11 @@ class StreamClassifier:
         self.layout = self.spec.layout
         self._rings = RingPool(self.window, (self.bodies, self.layout.num_joints,
                                              self.spec.coords))
-        self._held: list[int] | None = None  # slots forgotten during a push_many
-        self._streams: OrderedDict[Hashable, _Stream] = OrderedDict()  # least recent first
-        self._owned: dict[Hashable, set[Hashable]] = {}
-        self._ready: OrderedDict[Hashable, deque[PendingWindow]] = OrderedDict()  # per owner
-        self._num_ready = 0
+        self._table = StreamTable(self._rings)
+        self._streams = self._table.streams  # least recently fed first
+        self.max_pending, self.max_pending_per_owner = int(max_pending), max_pending_per_owner
+        self._ready = ReadyQueue(self.max_pending, max_pending_per_owner)
         self.skipped_empty = 0  # due windows without any body: no decision
-        self.dropped = 0  # queued windows dropped to keep the pending bounds
 
     # -- state --------------------------------------------------------------------------------
 
@@ -349,120 +161,59 @@ class StreamClassifier:
     @property
     def num_ready(self) -> int:
         """Due windows waiting for :meth:`poll`."""
-        return self._num_ready
+        return len(self._ready)
+
+    def set_limits(self, *, max_streams_per_owner: int | None, max_pending: int,
+                   max_pending_per_owner: int | None) -> None:
+        """Change the per-owner and pending bounds (a server sets its clients' shares)."""
+        self.max_streams_per_owner = max_streams_per_owner
+        self._ready.max_pending = self.max_pending = int(max_pending)
+        self._ready.max_pending_per_owner = self.max_pending_per_owner = max_pending_per_owner
+
+    @property
+    def dropped(self) -> int:
+        """Queued windows dropped to keep the pending bounds."""
+        return self._ready.dropped
 
     def pending_of(self, owner: Hashable) -> int:
         """Due windows of ``owner`` waiting for a session call."""
-        queue = self._ready.get(owner)
-        return len(queue) if queue else 0
+        return self._ready.of(owner)
 
     def streams_of(self, owner: Hashable) -> int:
         """Live streams of ``owner``."""
-        return len(self._owned.get(owner, ()))
+        return self._table.of(owner)
 
     def forget(self, stream: Hashable) -> None:
         """Drop a stream's buffer (e.g. its client disconnected); queued windows still run."""
-        state = self._streams.pop(stream, None)
-        if state is not None:
-            if self._held is not None:  # inside push_many: its frames may still be waiting
-                self._held.append(state.slot)
-            else:
-                self._rings.release(state.slot)
-            owned = self._owned.get(state.owner)
-            if owned is not None:
-                owned.discard(stream)
-                if not owned:
-                    del self._owned[state.owner]
+        self._table.forget(stream)
 
     def forget_owner(self, owner: Hashable) -> None:
         """Drop every stream of ``owner`` and its queued windows (a closed connection)."""
-        for stream in list(self._owned.get(owner, ())):
-            self.forget(stream)
-        queue = self._ready.pop(owner, None)
-        if queue:
-            self._num_ready -= len(queue)
+        self._table.forget_owner(owner)
+        self._ready.drop_owner(owner)
 
     def evict_idle(self, now: float | None = None) -> list[Hashable]:
         """Forget streams idle for longer than ``idle_timeout_s``; returns their ids."""
-        now = self.clock() if now is None else now
-        gone = []
-        while self._streams:
-            stream, state = next(iter(self._streams.items()))
-            if now - state.last_seen <= self.idle_timeout_s:
-                break
-            self.forget(stream)
-            gone.append(stream)
-        return gone
+        return self._table.evict_idle(self.clock() if now is None else now,
+                                      self.idle_timeout_s)
 
     # -- input --------------------------------------------------------------------------------
 
-    def check_frame(self, frame: Any, source: str = "<frame>") -> np.ndarray:
-        """Validate one frame and return it as float32 ``(bodies_in, V, C)``, in the model's
-        units (``options`` applied), in the frame's own joint order.
-
-        Raises:
-            SkeletonFormatError: not numeric, wrong shape, too many bodies, not the model's
-                coordinates per joint, NaN/inf, or coordinates beyond any unit's range.
-        """
-        c = self.spec.coords
-        try:
-            a = np.asarray(frame, dtype=np.float32)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SkeletonFormatError(source, f"expected a numeric (bodies, V, {c}) frame: {exc}"
-                                      ) from None
-        if a.ndim == 2:
-            a = a[None]  # (V, C) -> (1, V, C)
-        if a.ndim != 3 or a.shape[2] not in COORDS or not 1 <= a.shape[0] <= MAX_BODIES_PER_FRAME:
-            raise SkeletonFormatError(
-                source,
-                f"expected a frame of shape (V, {c}) or (bodies <= {MAX_BODIES_PER_FRAME}, V, "
-                f"{c}), got {a.shape}",
-            )
-        self.spec.check_coords(a.shape[2], source)
-        if not np.isfinite(a).all():
-            raise SkeletonFormatError(source, "frame contains NaN or infinite coordinates")
-        a = self.options.convert(a)
-        if float(np.abs(a).max(initial=0.0)) > MAX_ABS_COORDINATE:
-            raise SkeletonFormatError(source, f"coordinates beyond {MAX_ABS_COORDINATE:g} in "
-                                              "any unit: not a body")
-        return a
-
     def _open(self, stream: Hashable, shape: tuple[int, ...], layout: JointLayout | None,
-              owner: Hashable, now: float) -> tuple[_Stream, str | None]:
+              owner: Hashable, now: float) -> tuple[StreamState, str | None]:
         """A new stream bound to the layout and body count of its first frame (``shape``
         ``(bodies, V, C)``), and its notice."""
-        source = _source(stream)
+        source = stream_source(stream)
         if len(self._streams) >= self.max_streams:
             self.evict_idle(now)
-        if len(self._streams) >= self.max_streams:
-            raise StreamLimitError(f"{source}: refused, {self.max_streams} streams are already "
-                                   "live")
-        if (self.max_streams_per_owner is not None
-                and self.streams_of(owner) >= self.max_streams_per_owner):
-            raise StreamLimitError(f"{source}: refused, this client already has "
-                                   f"{self.max_streams_per_owner} live streams")
-        found, guessed = self.spec.resolve_layout(shape[1], layout or self.options.layout,
-                                                  source)
-        try:
-            mapping = (None if found.name == self.layout.name
-                       else layout_mapping(found, self.layout))
-        except LayoutError as exc:
-            raise SkeletonFormatError(source, str(exc)) from None
-        state = _Stream(self._rings.take(self.max_streams), found, guessed, mapping, shape[0],
-                        owner)
-        self._streams[stream] = state
-        self._owned.setdefault(owner, set()).add(stream)
+        self._table.check_room(source, owner, self.max_streams, self.max_streams_per_owner)
+        found, guessed, mapping, notice = bind_layout(self.spec, shape[1],
+                                                      layout or self.options.layout, source)
+        state = self._table.open(stream, found, guessed, mapping, shape[0], owner,
+                                 self.max_streams)
         note = getattr(self.classifier, "note_layout", None)
         if note is not None:
             note(found, guessed)
-        notice = None
-        if mapping is not None:
-            how = (f"guessed from its {found.num_joints} joints; declare it with \"layout\""
-                   if guessed else "declared")
-            derived = "".join(f"; {name} = mean of {', '.join(parts)}"
-                              for name, parts in mapping.derived.items())
-            notice = (f"joints in layout {found.name} ({how}), mapped by joint name to the "
-                      f"model's layout {self.layout.name}{derived}")
         return state, notice
 
     def push(self, stream: Hashable, frame: Any, t: float | None = None, *,
@@ -486,8 +237,8 @@ class StreamClassifier:
         """
         state = self._streams.get(stream)
         if state is not None and state.refused is not None:
-            raise StreamRefusedError(_source(stream), state.refused)
-        a = self.check_frame(frame, _source(stream))
+            raise StreamRefusedError(stream_source(stream), state.refused)
+        a = check_frame(frame, self.spec, self.options.convert, stream_source(stream))
         now = self.clock()
         state, new, notice, t = self._admit(stream, state, a.shape, t, layout, owner, now)
         self._write(state, a, t, now)
@@ -519,60 +270,11 @@ class StreamClassifier:
         Raises:
             ValueError: ``frames``, ``ts`` or ``layouts`` not one per stream id.
         """
-        n = len(streams)
-        if len(frames) != n or any(x is not None and len(x) != n for x in (ts, layouts)):
-            raise ValueError(f"push_many: {n} stream ids need as many frames (got "
-                             f"{len(frames)}), timestamps and layouts")
-        groups, group, row = check_frames(frames, self.spec.coords, self.options.convert)
-        results: list[Pushed | RestcnError] = [_NOTHING] * n
-        batch = _Batch(self, groups)
-        windows: list[tuple[int, PendingWindow]] = []  # (position, window) of unchecked streams
-        self._held = []  # a stream forgotten meanwhile keeps its slot until its frames are in
-        try:
-            for i, (stream, g, r) in enumerate(zip(streams, group.tolist(), row.tolist())):
-                now = self.clock()
-                state = self._streams.get(stream)
-                if state is not None and state.refused is not None:
-                    results[i] = StreamRefusedError(_source(stream), state.refused)
-                    continue
-                try:
-                    if g < 0:  # checked alone: its error, or a group of its own
-                        g, r = batch.add(self.check_frame(frames[i], _source(stream)))
-                    state, new, notice, t = self._admit(
-                        stream, state, groups[g].shape[1:], None if ts is None else ts[i],
-                        None if layouts is None else layouts[i], owner, now)
-                except (SkeletonFormatError, StreamLimitError) as exc:
-                    results[i] = exc
-                    continue
-                if state.checked:  # the usual case: deferred, whole-array
-                    batch.write(state, g, r)
-                    self._advance(state, t, now)
-                    if state.count % self.hop == 0:
-                        batch.due(i, stream, state, t, now)
-                else:  # as push does: its check may refuse the stream
-                    self._write(state, groups[g][r], t, now)
-                    if state.count % self.hop == 0:
-                        try:
-                            pending, accepted = self._due_window(stream, state, t, now)
-                        except SkeletonFormatError as exc:
-                            results[i] = exc
-                            continue
-                        notice = accepted or notice
-                        if pending is not None:
-                            windows.append((i, pending))
-                results[i] = Pushed(new, notice) if new or notice else _NOTHING
-        finally:
-            windows += batch.finish()
-            for slot in self._held:
-                self._rings.release(slot)
-            self._held = None
-            for _, pending in sorted(windows, key=itemgetter(0)):  # in the frames' order
-                self._enqueue(pending)
-        return results
+        return push_many(self, streams, frames, ts, layouts=layouts, owner=owner)
 
-    def _admit(self, stream: Hashable, state: _Stream | None, shape: tuple[int, ...],
+    def _admit(self, stream: Hashable, state: StreamState | None, shape: tuple[int, ...],
                t: float | None, layout: JointLayout | None, owner: Hashable,
-               now: float) -> tuple[_Stream, bool, str | None, float | None]:
+               now: float) -> tuple[StreamState, bool, str | None, float | None]:
         """A checked frame of ``shape`` ``(bodies, V, C)`` meets its stream (opened here on its
         first frame): its timestamp, layout and body count. Returns ``(state, new stream,
         notice, t)``.
@@ -584,19 +286,20 @@ class StreamClassifier:
         if t is not None:
             t = float(t)
             if not math.isfinite(t):
-                raise SkeletonFormatError(_source(stream), f"timestamp must be finite, got {t}")
+                raise SkeletonFormatError(stream_source(stream),
+                                          f"timestamp must be finite, got {t}")
         if state is None:
             state, notice = self._open(stream, shape, layout, owner, now)
             return state, True, notice, t
-        self._check_same(state, shape, layout, stream)
+        state.check_same(shape, layout, stream)
         if t is not None and state.last_t is not None and t < state.last_t:
             raise SkeletonFormatError(
-                _source(stream), f"timestamp {t} goes back (last frame had {state.last_t})"
+                stream_source(stream), f"timestamp {t} goes back (last frame had {state.last_t})"
             )
-        self._streams.move_to_end(stream)
+        self._table.touch(stream)
         return state, False, None, t
 
-    def _write(self, state: _Stream, a: np.ndarray, t: float | None, now: float) -> None:
+    def _write(self, state: StreamState, a: np.ndarray, t: float | None, now: float) -> None:
         """Write a checked frame ``(bodies_in, V_frame, C)`` as the stream's next one."""
         if state.mapping is not None:
             a = state.mapping.apply(a)  # (bodies_in, V_frame, C) -> (bodies_in, V, C)
@@ -604,38 +307,9 @@ class StreamClassifier:
         kept = min(a.shape[0], self.bodies)
         slot[:kept] = a[:kept]
         slot[kept:] = 0.0
-        self._advance(state, t, now)
+        state.advance(t, now)
 
-    @staticmethod
-    def _advance(state: _Stream, t: float | None, now: float) -> None:
-        """Count a frame written (or waiting to be written) into the stream's ring."""
-        state.count += 1
-        state.last_seen = now
-        state.last_t = t if t is not None else state.last_t
-
-    def _check_same(self, state: _Stream, shape: tuple[int, ...], layout: JointLayout | None,
-                    stream: Hashable) -> None:
-        """A later frame (of ``shape`` ``(bodies, V, C)``) must keep the stream's layout and
-        body count."""
-        if layout is not None and layout.name != state.layout.name:
-            raise SkeletonFormatError(_source(stream), f"declares layout {layout.name}, but the "
-                                                       f"stream is in layout {state.layout.name}"
-                                                       " (start a new stream for another "
-                                                       "layout)")
-        if shape[1] != state.layout.num_joints:
-            raise SkeletonFormatError(_source(stream), f"has {shape[1]} joints, but the "
-                                                       "stream's frames have "
-                                                       f"{state.layout.num_joints} "
-                                                       f"({state.layout.name}); a stream keeps "
-                                                       "its layout")
-        if shape[0] != state.bodies_in:
-            raise SkeletonFormatError(_source(stream), f"has {shape[0]} bodies, but the "
-                                                       "stream's frames have "
-                                                       f"{state.bodies_in}; a stream keeps its "
-                                                       "body count (send an absent body as "
-                                                       "zeros)")
-
-    def _queue(self, stream: Hashable, state: _Stream, t: float | None,
+    def _queue(self, stream: Hashable, state: StreamState, t: float | None,
                now: float) -> str | None:
         """Queue the stream's current window (:meth:`_due_window`); returns its notice.
 
@@ -647,7 +321,7 @@ class StreamClassifier:
             self._enqueue(pending)
         return notice
 
-    def _due_window(self, stream: Hashable, state: _Stream, t: float | None,
+    def _due_window(self, stream: Hashable, state: StreamState, t: float | None,
                     now: float) -> tuple[PendingWindow | None, str | None]:
         """The stream's current window as a model input (None: no body in it); checks
         plausibility on the first one with a body. Also returns a notice when an implausible
@@ -660,7 +334,7 @@ class StreamClassifier:
         seq = self._rings.recent(state.slot, state.count)  # (M, t, V, C), model layout, a copy
         notice = None
         if not state.checked and np.any(seq != 0):
-            source = _source(stream)
+            source = stream_source(stream)
             try:
                 verdict = self.checker.check(seq, source=source, layout=state.layout.name,
                                              guessed=state.guessed,
@@ -679,26 +353,8 @@ class StreamClassifier:
             return None, notice
         return PendingWindow(stream, state.count, t, now, x, state.owner), notice
 
-    def _model_frames(self, frames: np.ndarray, mapping: LayoutMapping | None) -> np.ndarray:
-        """Checked frames ``(n, bodies_in, V_frame, C)`` in the model's joints and bodies
-        ``(n, M, V, C)`` (joints mapped by name, bodies fitted), as :meth:`push` writes them."""
-        if mapping is not None:
-            frames = mapping.apply(frames)  # (n, bodies_in, V_frame, C) -> (n, bodies_in, V, C)
-        return fit_bodies(frames.swapaxes(0, 1), self.bodies).swapaxes(0, 1)
-
     def _enqueue(self, pending: PendingWindow) -> None:
-        queue = self._ready.setdefault(pending.owner, deque())
-        if self.max_pending_per_owner is not None and len(queue) >= self.max_pending_per_owner:
-            queue.popleft()
-            self._num_ready -= 1
-            self.dropped += 1
-        if self._num_ready >= self.max_pending:
-            longest = max(self._ready.values(), key=len)
-            longest.popleft()
-            self._num_ready -= 1
-            self.dropped += 1
-        queue.append(pending)
-        self._num_ready += 1
+        self._ready.add(pending)
 
     # -- decisions ----------------------------------------------------------------------------
 
@@ -706,20 +362,7 @@ class StreamClassifier:
         """Remove and return queued windows, at most ``limit``, owners served round-robin
         (one window of each owner in turn, the next call starting after the last served);
         also forgets idle streams."""
-        taken: list[PendingWindow] = []
-        limit = self._num_ready if limit is None else limit
-        while self._ready and len(taken) < limit:
-            owner, queue = next(iter(self._ready.items()))
-            if len(self._ready) == 1:  # one owner: its windows in push order
-                while queue and len(taken) < limit:
-                    taken.append(queue.popleft())
-            else:
-                taken.append(queue.popleft())
-            if queue:
-                self._ready.move_to_end(owner)
-            else:
-                del self._ready[owner]
-        self._num_ready -= len(taken)
+        taken = self._ready.take(limit)
         self.evict_idle()
         return taken
 
@@ -727,51 +370,17 @@ class StreamClassifier:
         """Classify ``ready`` in ``ceil(len / max_batch)`` session calls (one in normal load).
 
         A window whose scores (or decoded skeletons) are not finite gets a decision with
-        ``error`` set. Touches no stream state, so an asyncio server may run it in a worker
-        thread.
+        ``error`` set (:func:`~restcn_infer.stream_decide.decide_windows`). Touches no stream
+        state, so an asyncio server may run it in a worker thread.
         """
-        decisions: list[StreamDecision] = []
-        for start in range(0, len(ready), self.max_batch):
-            chunk = ready[start:start + self.max_batch]
-            batch = np.stack([p.x for p in chunk])  # B x (T, D) -> (B, T, D)
-            logits, decoded = self.classifier.run(batch, decode=self.decode)
-            ok = finite_rows(logits, decoded)
-            tops = iter(self.classifier.predict(logits[ok], top_k=self.top_k) if ok.any()
-                        else [])
-            if decoded is not None:
-                decoded = unflatten(decoded, self.bodies, self.spec.coords)  # (B,L,M,T,V,C)
-            done = self.clock()
-            for i, p in enumerate(chunk):
-                latency = (done - p.arrived) * 1000.0
-                if not ok[i]:
-                    decisions.append(StreamDecision(
-                        p.stream, p.frame, p.t, [], latency,
-                        error="the model's scores for this window are not finite (NaN or "
-                              "infinity): the input lies far outside what the model handles"))
-                    continue
-                decisions.append(StreamDecision(
-                    stream=p.stream, frame=p.frame, t=p.t, top=next(tops), latency_ms=latency,
-                    decoded=None if decoded is None else decoded[i],
-                ))
-        return decisions
+        return decide_windows(self.classifier, ready, max_batch=self.max_batch,
+                              decode=self.decode, top_k=self.top_k, clock=self.clock)
 
     def decide_safely(self, ready: list[PendingWindow]) -> list[StreamDecision]:
         """:meth:`decide`, one session call at a time, where a failure of the call itself (a
         bug, onnxruntime failing) is logged with its traceback and becomes an error decision
-        for each window of that call: a serving loop answers every window and goes on. The
-        one place in the runtime that catches any exception."""
-        decisions: list[StreamDecision] = []
-        for start in range(0, len(ready), self.max_batch):
-            chunk = ready[start:start + self.max_batch]
-            try:
-                decisions += self.decide(chunk)
-            except Exception as exc:  # noqa: BLE001 - see the docstring
-                log.exception("deciding %d stream windows failed", len(chunk))
-                reason = (f"internal error while deciding this window ({type(exc).__name__}: "
-                          f"{exc})")[:300]
-                decisions += [StreamDecision(p.stream, p.frame, p.t, [], 0.0, error=reason)
-                              for p in chunk]
-        return decisions
+        for each window of that call: a serving loop answers every window and goes on."""
+        return decide_windows_safely(self.decide, ready, self.max_batch)
 
     def poll(self) -> list[StreamDecision]:
         """Decisions for every window that fell due since the last poll, in push order."""

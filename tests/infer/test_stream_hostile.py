@@ -19,17 +19,14 @@ from bodies import body_sequence
 from helpers import FakeClassifier
 from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import get_layout
+from restcn_infer.line_reader import MAX_LINE_BYTES, Overlong, iter_line_batches, read_lines
 from restcn_infer.plausibility import ImplausibleInputError
 from restcn_infer.stream_protocol import (
-    MAX_LINE_BYTES,
     MAX_STREAM_ID_CHARS,
     FrameLineError,
-    Overlong,
     StreamStats,
-    iter_line_batches,
     parse_frame,
     process_line_batches,
-    read_lines,
 )
 from restcn_infer.streaming import StreamClassifier, StreamLimitError, StreamRefusedError
 
@@ -289,6 +286,20 @@ def test_owners_are_served_round_robin_and_bounded():
     sc.forget_owner("flood")
     assert sc.streams_of("flood") == 0 and sc.pending_of("flood") == 0
     assert sc.num_ready == 0 and len(sc) == 1
+
+
+def test_limits_set_after_construction_bound_the_queue_as_given_at_construction():
+    """A server sets its clients' shares on the engine it is given."""
+    sc = StreamClassifier(FakeClassifier(), hop=1)
+    sc.set_limits(max_streams_per_owner=1, max_pending=3, max_pending_per_owner=2)
+    for frame in body_sequence(5)[0]:
+        sc.push("a", frame, owner="a")
+    assert sc.pending_of("a") == 2 and sc.dropped == 3
+    sc.push("b", body_sequence(1)[0, 0], owner="b")
+    sc.push("c", body_sequence(1)[0, 0], owner="c")  # the total bound: a's oldest goes
+    assert sc.num_ready == 3 and sc.dropped == 4
+    with pytest.raises(StreamLimitError, match="already has 1 live streams"):
+        sc.push("a2", body_sequence(1)[0, 0], owner="a")
 
 
 def test_the_total_pending_bound_drops_the_oldest_of_the_longest_queue():

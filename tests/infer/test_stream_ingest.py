@@ -15,7 +15,7 @@ from helpers import FakeClassifier
 from restcn_infer.errors import SkeletonFormatError
 from restcn_infer.layouts import KINECT20, MEDIAPIPE33, NTU25
 from restcn_infer.preprocess import fit_window, fit_windows
-from restcn_infer.stream_ingest import RingPool, check_frames
+from restcn_infer.stream_ingest import RingPool, check_frame, check_frames
 from restcn_infer.streaming import Pushed, StreamClassifier
 
 # -- the window policy, batched ----------------------------------------------------------------
@@ -82,7 +82,7 @@ def test_check_frames_passes_exactly_what_check_frame_passes(units):
     groups, group, row = check_frames(frames, 3, sc.options.convert)
     for i, frame in enumerate(frames):
         try:
-            want = sc.check_frame(frame)
+            want = check_frame(frame, sc.spec, sc.options.convert)
         except SkeletonFormatError:
             assert group[i] == -1, i  # never passes a frame the one-frame check refuses
             continue
