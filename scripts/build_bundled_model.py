@@ -100,7 +100,7 @@ def main() -> None:
     examples = REPO / "examples"
     examples.mkdir(exist_ok=True)
     for name in EXAMPLE_CLASSES:
-        label = models[0].metadata.classes.index(name)
+        label = models[0].spec.classes.index(name)
         for ann in (a for a in val if a.label == label):
             if all(m.classify([ann.keypoint], top_k=1)[0][0].label == label for m in models):
                 path = examples / f"nw_ucla_{name.replace(' ', '_')}.npy"

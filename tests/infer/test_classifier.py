@@ -226,18 +226,18 @@ def test_threads_must_be_positive(model_path):
         Classifier(model_path, device="cpu", threads=0)
 
 
-@pytest.mark.parametrize("name", [None, "ms-res-tcn", "res-tcn"])
+@pytest.mark.parametrize("name", [None, "ensemble", "ms-res-tcn", "res-tcn"])
 def test_bundled_models_classify_the_examples(name):
     """The shipped models and examples: each example is a val (view 3) sequence of its class.
-    ``None`` is the default, Res-TCN; the refined MS-Res-TCN is there by name."""
+    ``None`` is the default, the four-modality ensemble; the others are there by name."""
 
     examples = sorted((REPO / "examples").glob("nw_ucla_*.npy"))
     assert len(examples) == 3
     clf = Classifier(name, device="cpu")
-    expected = {None: "res_tcn_nw_ucla.onnx", "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx",
-                "res-tcn": "res_tcn_nw_ucla.onnx"}[name]
+    expected = {None: "ensemble_nw_ucla.onnx", "ensemble": "ensemble_nw_ucla.onnx",
+                "ms-res-tcn": "ms_res_tcn_nw_ucla.onnx", "res-tcn": "res_tcn_nw_ucla.onnx"}[name]
     assert clf.model_path.name == expected and clf.spec.input.layout.name == "kinect20"
-    assert clf.spec.architecture == (name or "res-tcn")
+    assert clf.spec.architecture == (name or "ensemble")
     results = list(clf.classify_files(examples, top_k=1))
     names = [p.stem.removeprefix("nw_ucla_").replace("_", " ") for p in examples]
     assert [r.top[0].name for r in results] == names

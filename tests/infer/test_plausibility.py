@@ -118,10 +118,14 @@ def test_default_envelope_uses_a_mean_that_looks_like_a_body():
     assert from_body.scale == DEFAULT_SCALE
 
 
-def test_the_bundled_models_derive_their_envelope_from_their_mean(bundled):
-    env = bundled.checker.envelope
+def test_a_model_without_a_stored_envelope_derives_it_from_its_mean(bundled):
+    old = Classifier("ms-res-tcn", device="cpu", threads=1)  # exported before envelopes
+    env = old.checker.envelope
     assert env.origin == "mean skeleton" and env.up[1] > 0.9  # Kinect: y up
-    assert bundled.spec.envelope is None  # format 1: nothing stored
+    assert old.spec.envelope is None  # format 1: nothing stored
+    assert bundled.spec.envelope is not None  # the default stores its training data's
+    stored = bundled.checker.envelope
+    assert stored.origin == "training data" and stored.up[1] > 0.9
 
 
 # -- verdicts -----------------------------------------------------------------------------------
@@ -240,7 +244,7 @@ def test_classify_json_carries_the_verdict_and_refusals_go_to_stderr(throw, tmp_
     [entry] = json.loads(result.stdout)
     assert entry["file"] == str(good)
     assert entry["input"]["plausible"] is True and entry["input"]["layout"] == "kinect20"
-    assert entry["input"]["envelope"] == "mean skeleton"
+    assert entry["input"]["envelope"] == "training data"  # the default stores its own
     assert f"error: {cm}: the body is" in result.stderr and "--units cm" in result.stderr
     assert "note: input layout kinect20 assumed from the joint count" in result.stderr
     fixed = runner.invoke(app, ["classify", str(cm), "--units", "cm", "--json", "--device",

@@ -142,5 +142,5 @@ def test_cli_primitives_of_an_exported_model_equal_its_checkpoints(run_dir, tmp_
     (filters,) = run_outputs(clf, np.broadcast_to(clf.spec.mean_array, (1, 8, 60)), ["filters"])
     np.testing.assert_allclose(from_filters(filters, clf.spec.mean_array)[0],
                                motion_primitives(model)[0], atol=1e-6)
-    old = runner.invoke(app, ["primitives", "res-tcn", "--out", str(tmp_path / "q")])
+    old = runner.invoke(app, ["primitives", "ms-res-tcn", "--out", str(tmp_path / "q")])
     assert old.exit_code == 1 and "re-export it" in old.output
