@@ -40,47 +40,28 @@ from pathlib import Path
 import numpy as np
 
 from restcn_infer.backends import create_session
+from restcn_infer.checked_input import (  # noqa: F401 - importable from here as before
+    NonFiniteScoresError,
+    Prediction,
+    PreparedInput,
+    finite_rows,
+    prepare_checked,
+    rank,
+)
 from restcn_infer.errors import ModelError, SkeletonFormatError
 from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import JointLayout
-from restcn_infer.limits import COORDS
 from restcn_infer.metadata import ModelMetadata
 from restcn_infer.model_digest import DIGEST_KEY, verify_weights
 from restcn_infer.models import BUNDLED_MODELS, resolve_model
 from restcn_infer.plausibility import InputChecker, Verdict
 from restcn_infer.readers import read_keypoints
-from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.spec import ModelSpec
 
 log = logging.getLogger("restcn_infer")
 
 #: protobuf cannot hold a larger model in one file; refuse before reading.
 MAX_MODEL_BYTES = 2 << 30
-
-
-class NonFiniteScoresError(SkeletonFormatError):
-    """The model's scores for one input are NaN or infinite: no answer for it."""
-
-    def __init__(self, source: object) -> None:
-        super().__init__(source, "the model's scores for this input are not finite (NaN or "
-                                 "infinity): the input lies far outside what the model handles")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One class of a ranking: ``label`` index, class ``name`` and softmax ``probability``."""
-
-    label: int
-    name: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class PreparedInput:
-    """A network input ``x`` ``(window, D)`` and the plausibility verdict on its sequence."""
-
-    x: np.ndarray
-    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -97,17 +78,6 @@ class FileResult:
 def load_model_metadata(session, source: str) -> ModelMetadata:
     """Read and validate the ``restcn`` metadata of a session's model (:class:`ModelError`)."""
     return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, source)
-
-
-def finite_rows(*arrays: np.ndarray | None) -> np.ndarray:
-    """``(B,)`` bool: whether every value of row b of each ``(B, ...)`` array is finite."""
-    ok = None
-    for array in arrays:
-        if array is None:
-            continue
-        row_ok = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
-        ok = row_ok if ok is None else ok & row_ok
-    return ok
 
 
 def _read_model(path: Path) -> bytes:
@@ -234,17 +204,10 @@ class Classifier:
             SkeletonFormatError: naming ``source``: empty, non-finite, unmappable joints, or
                 (:class:`~restcn_infer.plausibility.ImplausibleInputError`) implausible.
         """
-        spec = self.spec.input
-        seq = check_sequence(seq, source, COORDS)
-        spec.check_coords(seq.shape[-1], source)
-        seq = self.options.convert(seq)
-        layout, guessed = spec.resolve_layout(seq.shape[2], source_layout or self.options.layout,
-                                              source)
-        model_seq = spec.to_model_layout(seq, layout, source)  # (bodies, T, V, 3)
-        verdict = self.checker.check(model_seq, source=source, layout=layout.name,
-                                     guessed=guessed, converted=self.options.describe())
-        self.note_layout(layout, guessed)
-        return PreparedInput(spec.to_window(model_seq, source), verdict)
+        prepared = prepare_checked(self.spec, self.checker, self.options, seq,
+                                   source_layout=source_layout, source=source)
+        self.note_layout(prepared.layout, prepared.guessed)
+        return prepared
 
     def prepare(self, seq: np.ndarray, *, source_layout: JointLayout | None = None,
                 source: object = None) -> np.ndarray:
@@ -297,17 +260,7 @@ class Classifier:
             NonFiniteScoresError: a row holds NaN or infinity (split such rows off first with
                 :func:`finite_rows` to answer the others).
         """
-        logits = np.asarray(logits, dtype=np.float64)
-        if not finite_rows(logits).all():
-            raise NonFiniteScoresError(None)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= probs.sum(axis=1, keepdims=True)  # (B, C)
-        k = max(1, min(top_k, probs.shape[1]))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (B, k)
-        classes = self.spec.classes
-        return [[Prediction(int(c), classes[c], float(row[c])) for c in idx]
-                for row, idx in zip(probs, order)]
+        return rank(self.spec.classes, logits, top_k)
 
     def classify(self, sequences: Sequence[np.ndarray], *, top_k: int = 5,
                  batch_size: int = 64) -> list[list[Prediction]]:

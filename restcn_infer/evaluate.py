@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from restcn_infer.classifier import Classifier, finite_rows
+from restcn_infer.checked_input import finite_rows
+from restcn_infer.classifier import Classifier
 from restcn_infer.datasets import Dataset, LabelledSplit
 from restcn_infer.errors import DataError, SkeletonFormatError
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from restcn_infer.classifier import finite_rows
+from restcn_infer.checked_input import finite_rows
 from restcn_infer.preprocess import unflatten
 from restcn_infer.stream_types import PendingWindow, StreamDecision
 

@@ -17,13 +17,21 @@ ort = pytest.importorskip("onnxruntime")
 text_format = pytest.importorskip("google.protobuf.text_format")
 json_format = pytest.importorskip("google.protobuf.json_format")
 
+from bodies import body_sequence  # noqa: E402
 from helpers import tiny_metadata  # noqa: E402
 from restcn_export.errors import ExportError  # noqa: E402
 from restcn_export.triton import write_triton_repository  # noqa: E402
-from restcn_infer.client import metadata_from_triton_config, prepare_batch  # noqa: E402
+from restcn_infer.checked_input import NonFiniteScoresError  # noqa: E402
+from restcn_infer.client import (  # noqa: E402
+    metadata_from_triton_config,
+    prepare_batch,
+    rank_logits,
+)
 from restcn_infer.errors import ModelError  # noqa: E402
+from restcn_infer.input_options import InputOptions  # noqa: E402
 from restcn_infer.layouts import NTU25  # noqa: E402
 from restcn_infer.metadata import METADATA_KEY, ModelMetadata  # noqa: E402
+from restcn_infer.plausibility import ImplausibleInputError  # noqa: E402
 from restcn_infer.readers.keypoints import Keypoints  # noqa: E402
 
 ORT_TYPES = {"tensor(float)": "TYPE_FP32", "tensor(bool)": "TYPE_BOOL",
@@ -122,14 +130,35 @@ def test_client_helpers_read_the_config_and_prepare_input(served, pb2):
     grpc_style = {"config": json_format.MessageToDict(cfg)}  # camelCase keys
     meta = metadata_from_triton_config(http_style)
     assert metadata_from_triton_config(grpc_style).spec == meta.spec
-    rng = np.random.default_rng(1)
-    kinect = rng.normal(size=(1, 50, 20, 3)).astype(np.float32)
-    ntu = Keypoints(rng.normal(size=(2, 9, 25, 3)).astype(np.float32), layout=NTU25)
+    kinect = body_sequence(50, "kinect20")
+    ntu = Keypoints(body_sequence(9, "ntu25", bodies=2), layout=NTU25)
     batch = prepare_batch(meta, [kinect, ntu], sources=["a.npy", "b.skeleton"])
     assert batch.shape == (2, 32, 60) and batch.dtype == np.float32
     np.testing.assert_array_equal(batch[0], meta.spec.input.prepare(kinect))
     np.testing.assert_array_equal(batch[1], meta.spec.input.prepare(ntu.coords, layout=NTU25))
     assert prepare_batch(meta.spec, []).shape == (0, 32, 60)
+
+
+def test_the_client_refuses_what_classify_refuses_and_ranks_row_by_row(served, pb2):
+    """A Triton client gets the classifier's checks: millimetres are refused with the option
+    that fixes them, and a NaN row of logits costs only itself."""
+    meta = metadata_from_triton_config(json_format.MessageToDict(
+        parse(served["tiny"].config, pb2), preserving_proto_field_name=True))
+    kinect = body_sequence(50, "kinect20")
+    with pytest.raises(ImplausibleInputError, match="--units mm") as refused:
+        prepare_batch(meta, [kinect * 1000], sources=["clip.npy"])
+    assert "clip.npy" in str(refused.value)
+    fixed = prepare_batch(meta, [kinect * 1000], options=InputOptions(units="mm"))
+    np.testing.assert_allclose(fixed, prepare_batch(meta, [kinect]), atol=1e-5)
+    c = len(meta.spec.classes)
+    logits = np.zeros((2, c), np.float32)
+    logits[0] = np.arange(c)  # the last class most likely
+    logits[1, 0] = np.nan
+    good, bad = rank_logits(meta, logits, top_k=2, sources=["a", "b"])
+    assert [p.label for p in good] == [c - 1, c - 2] and good[0].probability > 0.5
+    assert isinstance(bad, NonFiniteScoresError) and "b" in str(bad)
+    with pytest.raises(TypeError, match="ModelMetadata or ModelSpec"):
+        prepare_batch(meta.spec.input, [kinect])
     with pytest.raises(ModelError, match="no 'restcn' parameter"):
         metadata_from_triton_config({"name": "other", "parameters": {}})
 
