@@ -21,6 +21,11 @@ from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.spec import ModelSpec
 
 
+#: Fewest frames with a body a file must have: one frame is a still pose, not an action, and
+#: a model would answer it with confidence all the same.
+MIN_FRAMES_WITH_A_BODY = 2
+
+
 class NonFiniteScoresError(SkeletonFormatError):
     """The model's scores for one input are NaN or infinite: no answer for it."""
 
@@ -60,7 +65,9 @@ def prepare_checked(spec: ModelSpec, checker: InputChecker, options: InputOption
     (:meth:`InputSpec.prepare <restcn_infer.spec.InputSpec.prepare>`'s steps).
 
     Raises:
-        SkeletonFormatError: naming ``source``: empty, non-finite, unmappable joints, or
+        SkeletonFormatError: naming ``source``: empty, non-finite, unmappable joints, fewer
+            than :data:`MIN_FRAMES_WITH_A_BODY` frames with a body (unless
+            ``options.accept_implausible``), or
             (:class:`~restcn_infer.plausibility.ImplausibleInputError`) implausible.
     """
     inp = spec.input
@@ -71,6 +78,11 @@ def prepare_checked(spec: ModelSpec, checker: InputChecker, options: InputOption
     model_seq = inp.to_model_layout(seq, layout, source)  # (bodies, T, V, C)
     verdict = checker.check(model_seq, source=source, layout=layout.name, guessed=guessed,
                             converted=options.describe())
+    frames = int(np.any(model_seq != 0, axis=(0, 2, 3)).sum())  # frames with any body
+    if 0 < frames < MIN_FRAMES_WITH_A_BODY and not options.accept_implausible:
+        raise SkeletonFormatError(source, f"only {frames} frame with a body: a still pose, not "
+                                          f"an action; send at least {MIN_FRAMES_WITH_A_BODY} "
+                                          "frames (or pass --accept-implausible)")
     return PreparedInput(inp.to_window(model_seq, source), verdict, layout, guessed)
 
 

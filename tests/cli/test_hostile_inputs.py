@@ -93,6 +93,7 @@ HOSTILE_FILES = {
     "3e37": ("huge.npy", throw(3e37), "not a body"),
     "openpose as ntu25": ("openpose.npy", openpose25(), "--layout"),
     "empty frames": ("zeros.npy", np.zeros((1, 30, 20, 3), np.float32), "all are empty"),
+    "one frame": ("still.npy", throw()[:, 5:6], "a still pose, not an action"),
     "13 joints": ("j13.npy", np.ones((1, 5, 13, 3), np.float32), "13 joints"),
     "unknown suffix": ("clip.mp4", b"\x00", "unknown file type"),
 }
