@@ -20,7 +20,6 @@ from restcn_infer.plausibility import InputChecker, Verdict
 from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.spec import ModelSpec
 
-
 #: Fewest frames with a body a file must have: one frame is a still pose, not an action, and
 #: a model would answer it with confidence all the same.
 MIN_FRAMES_WITH_A_BODY = 2

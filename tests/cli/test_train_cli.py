@@ -101,3 +101,35 @@ def test_an_existing_run_is_not_overwritten(tiny, tmp_path):
     (out / "last.pt").write_bytes(b"")
     result = runner.invoke(app, ["--data", str(tiny), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 1 and "--resume" in result.output
+
+
+def test_the_cli_defaults_are_the_library_defaults(tiny, tmp_path, monkeypatch):
+    """Only --data and --out given: every other field is TrainConfig's own default."""
+    import dataclasses
+
+    from restcn_training.config import TrainConfig
+
+    received = {}
+    monkeypatch.setattr("restcn_training.engine.train",
+                        lambda cfg, reporter=None: received.setdefault("cfg", cfg) and {
+                            "final_val_accuracy": 0.5, "best_val_accuracy": 0.5,
+                            "best_epoch": 1, "train_samples_per_second": 1.0})
+    result = runner.invoke(app, ["--data", str(tiny), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    want = TrainConfig(data=str(tiny), out=str(tmp_path / "r"))
+    got = received["cfg"]
+    differ = {f.name for f in dataclasses.fields(TrainConfig)
+              if getattr(got, f.name) != getattr(want, f.name)}
+    assert differ <= {"command"}, differ
+
+
+def test_a_bug_is_a_traceback_not_an_error_line(tiny, tmp_path, monkeypatch):
+    """Only domain errors (RestcnError) become 'error: ...' and exit 1; anything else is a
+    bug worth reporting and keeps its traceback."""
+    def broken(cfg, reporter=None):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("restcn_training.engine.train", broken)
+    result = runner.invoke(app, ["--data", str(tiny), "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and isinstance(result.exception, KeyError)
+    assert "error: " not in result.output
