@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from restcn_cli.common import domain_errors, fail
+from restcn_cli.common import domain_errors
 from restcn_cli.runtime import (
     AcceptImplausibleOption,
     Device,
@@ -137,7 +137,8 @@ def serve(
     Every client has its own streams; the due windows of all clients share one session call,
     served round-robin. Needs the serve extra: pip install 'restcn[serve]'.
     """
-    from restcn_infer.stream_server import ServeConfig, require_websockets, run_server
+    from restcn_infer.serve_config import ServeConfig, require_websockets
+    from restcn_infer.stream_server import run_server
 
     with domain_errors():
         require_websockets()  # before the model loads: say what is missing at once
@@ -157,9 +158,7 @@ def serve(
         typer.echo(f"restcn-infer serve: listening on {scheme}://{host}:{bound}", err=True)
 
     try:
-        with domain_errors():
+        with domain_errors():  # a bind failure is a ServeBindError, "cannot listen on ..."
             asyncio.run(run_server(engine, config, started=started))
-    except OSError as exc:  # port in use, address not available
-        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         typer.echo("restcn-infer serve: stopped", err=True)

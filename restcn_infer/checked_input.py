@@ -7,6 +7,7 @@ remote answer passes the same checks as ``restcn-infer classify`` (numpy only).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,9 +21,12 @@ from restcn_infer.plausibility import InputChecker, Verdict
 from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.spec import ModelSpec
 
-#: Fewest frames with a body a file must have: one frame is a still pose, not an action, and
-#: a model would answer it with confidence all the same.
+#: Fewer frames with a body than this get a warning: a still pose, not an action, which a model
+#: answers with confidence all the same. Not refused: benchmarks hold such samples (NW-UCLA's
+#: ``val`` has one) and an evaluation counts every sample.
 MIN_FRAMES_WITH_A_BODY = 2
+
+log = logging.getLogger("restcn_infer")
 
 
 class NonFiniteScoresError(SkeletonFormatError):
@@ -64,10 +68,9 @@ def prepare_checked(spec: ModelSpec, checker: InputChecker, options: InputOption
     (:meth:`InputSpec.prepare <restcn_infer.spec.InputSpec.prepare>`'s steps).
 
     Raises:
-        SkeletonFormatError: naming ``source``: empty, non-finite, unmappable joints, fewer
-            than :data:`MIN_FRAMES_WITH_A_BODY` frames with a body (unless
-            ``options.accept_implausible``), or
-            (:class:`~restcn_infer.plausibility.ImplausibleInputError`) implausible.
+        SkeletonFormatError: naming ``source``: empty, non-finite, unmappable joints, or
+            (:class:`~restcn_infer.plausibility.ImplausibleInputError`) implausible. Fewer than
+            :data:`MIN_FRAMES_WITH_A_BODY` frames with a body are logged as a warning.
     """
     inp = spec.input
     seq = check_sequence(seq, source, COORDS)
@@ -78,10 +81,10 @@ def prepare_checked(spec: ModelSpec, checker: InputChecker, options: InputOption
     verdict = checker.check(model_seq, source=source, layout=layout.name, guessed=guessed,
                             converted=options.describe())
     frames = int(np.any(model_seq != 0, axis=(0, 2, 3)).sum())  # frames with any body
-    if 0 < frames < MIN_FRAMES_WITH_A_BODY and not options.accept_implausible:
-        raise SkeletonFormatError(source, f"only {frames} frame with a body: a still pose, not "
-                                          f"an action; send at least {MIN_FRAMES_WITH_A_BODY} "
-                                          "frames (or pass --accept-implausible)")
+    if 0 < frames < MIN_FRAMES_WITH_A_BODY:
+        log.warning("%s: only %d frame with a body: a still pose, not an action; the answer "
+                    "rests on the pose alone", source if source is not None else "<input>",
+                    frames)
     return PreparedInput(inp.to_window(model_seq, source), verdict, layout, guessed)
 
 

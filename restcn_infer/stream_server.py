@@ -36,18 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import itertools
 import logging
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from restcn_infer.errors import MissingDependencyError, RestcnError
 from restcn_infer.line_reader import MAX_LINE_BYTES
+from restcn_infer.serve_config import ServeBindError, ServeConfig, require_websockets
 from restcn_infer.stream_protocol import (
     StreamStats,
     dumps,
@@ -62,97 +59,6 @@ log = logging.getLogger("restcn_infer")
 IDLE_CHECK_S = 1.0
 #: Lines of one message handled at once (one push_many) before the event loop is given a turn.
 LINES_PER_TURN = 256
-#: Hosts that mean "this machine only".
-LOOPBACK_NAMES = ("localhost",)
-
-
-class ServeDependencyError(MissingDependencyError):
-    """The optional ``websockets`` package is missing."""
-
-
-class ServeConfigError(RestcnError, ValueError):
-    """Server settings that cannot be used safely (an exposed bind without a token, bad TLS
-    files, limits below 1)."""
-
-
-def require_websockets() -> Any:
-    """The ``websockets.asyncio.server`` module, or :class:`ServeDependencyError` with a hint."""
-    try:
-        from websockets.asyncio import server
-    except ImportError:
-        raise ServeDependencyError(
-            "restcn-infer serve needs the 'websockets' package (>= 13): "
-            "pip install 'restcn[serve]'"
-        ) from None
-    return server
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` reaches this machine only."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name: it may resolve to anything
-        return False
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """How :func:`run_server` serves (see the module docstring for what each bounds)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8765
-    max_clients: int = 64
-    max_streams_per_client: int = 256
-    max_pending_per_client: int = 64
-    max_pending: int = 4096
-    max_outbox: int = 4096
-    send_timeout_s: float = 10.0
-    allow_origins: tuple[str, ...] = ()
-    token: str | None = None
-    certfile: str | None = None
-    keyfile: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_clients", "max_streams_per_client", "max_pending_per_client",
-                     "max_pending", "max_outbox"):
-            if getattr(self, name) < 1:
-                raise ServeConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.send_timeout_s > 0:
-            raise ServeConfigError(f"send_timeout_s must be > 0, got {self.send_timeout_s}")
-        if self.token is not None and len(self.token) < 16:
-            raise ServeConfigError("a token must be at least 16 characters (e.g. "
-                                   "python -c 'import secrets; print(secrets.token_urlsafe())')")
-        if self.token is None and not is_loopback(self.host):
-            raise ServeConfigError(
-                f"binding {self.host!r} exposes the server beyond this machine: pass --token "
-                "SECRET (clients then send 'Authorization: Bearer SECRET' or '?token=SECRET'), "
-                "and --certfile/--keyfile so it is not sent in the clear")
-        if self.keyfile is not None and self.certfile is None:
-            raise ServeConfigError("--keyfile needs --certfile")
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context of ``certfile``/``keyfile``, or None (plain ``ws://``)."""
-        if self.certfile is None:
-            return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(self.certfile, self.keyfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ServeConfigError(f"cannot use the TLS certificate {self.certfile}"
-                                   f"{' / ' + self.keyfile if self.keyfile else ''}: {exc}"
-                                   ) from None
-        return context
-
-    @property
-    def origins(self) -> list[str | None] | None:
-        """``websockets``' ``origins``: no Origin header (a program) or a listed one."""
-        if "*" in self.allow_origins:
-            return None
-        return [None, *self.allow_origins]
-
-
 class _Client:
     """One connection: its line counter, counts, outbox and the event that lets it read on."""
 
@@ -219,17 +125,22 @@ class StreamServer:
         config = self.config
         server_module = require_websockets()
         context = config.ssl_context()
+        try:  # binding: the one place an OSError means the address (in use, not here)
+            listening = await server_module.serve(
+                self.handle, config.host, config.port, max_size=MAX_LINE_BYTES,
+                origins=config.origins, process_request=self.process_request, ssl=context)
+        except OSError as exc:
+            raise ServeBindError(f"cannot listen on {config.host}:{config.port}: "
+                                 f"{exc.strerror or exc}") from None
         ticker = asyncio.create_task(self.tick())
         try:
-            async with server_module.serve(self.handle, config.host, config.port,
-                                           max_size=MAX_LINE_BYTES, origins=config.origins,
-                                           process_request=self.process_request,
-                                           ssl=context) as listening:
-                if started is not None:
-                    started(listening.sockets[0].getsockname()[1])
-                await (stop.wait() if stop is not None else asyncio.Future())
+            if started is not None:
+                started(listening.sockets[0].getsockname()[1])
+            await (stop.wait() if stop is not None else asyncio.Future())
         finally:
             ticker.cancel()
+            listening.close()
+            await listening.wait_closed()
 
     # -- admission ----------------------------------------------------------------------------
 
@@ -400,10 +311,9 @@ async def run_server(engine: StreamClassifier, config: ServeConfig | None = None
     Raises:
         ServeDependencyError: ``websockets`` is not installed.
         ServeConfigError: unusable TLS files.
-        OSError: the address cannot be bound.
+        ServeBindError: the address cannot be bound.
     """
     await StreamServer(engine, config).serve(started=started, stop=stop)
 
 
-__all__ = ["ServeConfig", "ServeConfigError", "ServeDependencyError", "StreamServer",
-           "require_websockets", "run_server"]
+__all__ = ["StreamServer", "run_server"]

@@ -14,12 +14,8 @@ from typer.testing import CliRunner
 from helpers import STREAM_CLASSES, assert_same_top, nw_ucla_sequence
 from restcn_cli.infer import app
 from restcn_infer.classifier import Classifier, Prediction
-from restcn_infer.stream_server import (
-    ServeConfig,
-    ServeDependencyError,
-    require_websockets,
-    run_server,
-)
+from restcn_infer.serve_config import ServeConfig, ServeDependencyError, require_websockets
+from restcn_infer.stream_server import run_server
 from restcn_infer.streaming import StreamClassifier
 
 HOP = 4

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from bodies import body_sequence
 from helpers import FakeClassifier
 from restcn_cli.infer import app
-from restcn_infer.stream_server import ServeConfig, ServeConfigError, StreamServer, _Client
+from restcn_infer.serve_config import ServeConfig, ServeConfigError
+from restcn_infer.stream_server import StreamServer, _Client
 from restcn_infer.streaming import StreamClassifier
 
 websockets = pytest.importorskip("websockets")
@@ -286,3 +287,17 @@ def test_serve_cli_refuses_an_exposed_bind_without_a_token_before_loading_the_mo
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--model", "missing.onnx"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "pass --token" in result.stderr and "no such model" not in result.stderr
+
+
+def test_a_taken_port_is_a_clear_error_naming_the_address():
+    import socket
+
+    from restcn_infer.serve_config import ServeBindError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = StreamServer(StreamClassifier(FakeClassifier()), ServeConfig(port=port))
+        with pytest.raises(ServeBindError, match=f"cannot listen on 127.0.0.1:{port}"):
+            asyncio.run(server.serve(stop=asyncio.Event()))
