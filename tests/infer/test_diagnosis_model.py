@@ -157,6 +157,11 @@ def test_the_fix_trains_from_the_diagnosis_and_records_it(hand_blind, trained, t
     source = spec.training["target_joints_from"]
     assert source["diagnosis"] == str(json_path) and source["group"] == "hands"
     assert len(source["sha256"]) == 64
+    from restcn_export.onnx_export import export_onnx
+
+    shipped = Classifier(export_onnx(out, tmp_path / "fixed.onnx").path, device="cpu").spec
+    assert shipped.target_joints == spec.target_joints  # the deployed model says the same
+    assert shipped.training["target_joints_from"] == source
 
 
 def test_a_diagnosis_that_suggests_nothing_is_refused_as_a_target(tmp_path, trained):
