@@ -40,6 +40,8 @@ from restcn_infer.atomic import atomic_write, atomic_write_text
 from restcn_infer.errors import DataError, LayoutError, SkeletonFormatError
 from restcn_infer.labels_csv import LabelRow, assign_splits, read_labels
 from restcn_infer.layouts import JointLayout, layout_for_joints, layout_mapping, resolve_layout
+from restcn_infer.limits import MAX_ABS_COORDINATE
+from restcn_infer.output_paths import check_output_file
 from restcn_infer.readers import FORMATS, read_keypoints
 from restcn_infer.readers.keypoints import DEFAULT_MIN_CONFIDENCE
 
@@ -94,6 +96,7 @@ def build_dataset(folder: str | os.PathLike[str], labels: str | os.PathLike[str]
     Raises:
         DataError: a bad argument, table or class list, a label_map.txt beside ``out`` that
             names other classes, mixed coordinates, or no readable recording.
+        OutputPathError: ``out`` cannot be written (checked before any recording is read).
     """
     folder, out = Path(folder), Path(out)
     _check_arguments(folder, out, format, bodies, min_confidence)
@@ -160,8 +163,7 @@ def _check_arguments(folder: Path, out: Path, format: str, bodies: int,
                      min_confidence: float) -> None:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (the recordings' folder)")
-    if out.suffix.lower() != ".pkl" or out.is_dir():
-        raise DataError(f"{out}: expected a file name ending in .pkl")
+    check_output_file(out, what="--out", suffixes=(".pkl",))  # before any recording is read
     if format not in FORMATS:
         raise DataError(f"unknown format {format!r}; expected one of {FORMATS}")
     if bodies < 1:
@@ -214,6 +216,15 @@ def _recording(path: Path, format: str, source: JointLayout | None, min_confiden
     kp = read_keypoints(path, format, layout=source).masked(min_confidence)
     found = kp.layout or layout_for_joints(kp.coords.shape[2])
     seq = np.ascontiguousarray(kp.coords[:bodies])
+    # What the runtime would refuse must not become training data.
+    if not np.isfinite(seq).all():
+        raise SkeletonFormatError(path, "non-finite coordinates (NaN or infinity)")
+    peak = float(np.abs(seq).max(initial=0.0))
+    if peak > MAX_ABS_COORDINATE:
+        raise SkeletonFormatError(path, f"coordinates reach {peak:.3g}, beyond "
+                                        f"{MAX_ABS_COORDINATE:g} in any unit: not a body")
+    if not np.any(seq != 0):
+        raise SkeletonFormatError(path, "no frame has a body (every point is absent)")
     scores = None if kp.confidence is None else np.ascontiguousarray(kp.confidence[:bodies])
     return seq, scores, found
 

@@ -76,11 +76,16 @@ def load_missing_list(path: str | PathLike[str]) -> set[str]:
     are skipped. After the first name, every non-blank line must be a name.
 
     Raises:
-        DataError: a line after the header is not a sample name.
+        DataError: not text, or a line after the header is not a sample name.
         OSError: the file cannot be read.
     """
     names: set[str] = set()
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text file of sample names (byte {exc.start} is not "
+                        "UTF-8); expected the official missing-skeleton list") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         text = line.strip()
         if not text:
             continue

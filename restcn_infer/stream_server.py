@@ -206,17 +206,11 @@ class StreamServer:
             writer.cancel()  # the socket is closed: queued records have nowhere to go
 
     async def _message(self, client: _Client, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            try:
-                message = message.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                client.lines += 1
-                client.stats.rejected += 1
-                client.send(dumps({"error": f"not UTF-8 text (byte {exc.start})",
-                                   "line": client.lines}))
-                return
-        lines = message.split("\n")
-        if lines and lines[-1] == "":
+        # A binary message is split into lines before decoding: a line that is not UTF-8 is
+        # its own error record (parse_frame says so), the lines beside it still count.
+        lines: list[str] | list[bytes] = message.split(b"\n" if isinstance(message, bytes)
+                                                      else "\n")
+        if lines and not lines[-1]:
             lines.pop()
         done = 0
         while done < len(lines):

@@ -39,6 +39,7 @@ from restcn_infer.ntu import (
     parse_sample_name,
     split_names,
 )
+from restcn_infer.output_paths import check_output_dir
 from restcn_infer.readers.ntu_skeleton import NUM_JOINTS, read_ntu_skeleton
 
 BODIES = 2
@@ -94,6 +95,7 @@ def build_ntu_benchmarks(
         raise DataError(f"{skeleton_dir}: no such folder of .skeleton files")
     if missing_list is not None and not Path(missing_list).is_file():
         raise DataError(f"{missing_list}: no such missing-skeleton list")
+    check_output_dir(out_dir, what="--out")  # before any file is parsed
     missing = load_missing_list(missing_list) if missing_list is not None else set()
 
     report = BuildReport(out_dir=out_dir)

@@ -144,8 +144,9 @@ def restricted_load(path: Path, *, max_bytes: int | None = None,
                                                   "with read_pyskl)")
     try:
         doc = RestrictedUnpickler(io.BytesIO(data)).load()
-    except pickle.UnpicklingError as exc:
-        raise SkeletonFormatError(path, str(exc)) from None
+    except pickle.UnpicklingError as exc:  # not a pickle, or one that names a refused global
+        raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc}"
+                                  ) from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             UnicodeDecodeError, MemoryError, OverflowError, RecursionError) as exc:
         raise SkeletonFormatError(path, f"expected a skeleton annotation pickle: {exc!r}"[:300]

@@ -12,6 +12,7 @@ from restcn_infer.dataset_builder import build_dataset
 from restcn_infer.datasets import open_dataset
 from restcn_infer.errors import DataError
 from restcn_infer.layouts import COCO17, KINECT20, MEDIAPIPE33, JointLayout, layout_mapping
+from restcn_infer.output_paths import OutputPathError
 from restcn_infer.readers import read_keypoints
 from restcn_infer.readers.pyskl import restricted_load
 
@@ -171,7 +172,7 @@ def test_another_data_sets_label_map_is_not_overwritten(kinect_folder, tmp_path)
 
 def test_bad_output_and_folder(kinect_folder, tmp_path):
     clips, labels = kinect_folder
-    with pytest.raises(DataError, match="ending in .pkl"):
+    with pytest.raises(OutputPathError, match="--out must end in .pkl"):
         build_dataset(clips, labels, tmp_path / "d.json")
     with pytest.raises(DataError, match="no such folder"):
         build_dataset(tmp_path / "nope", labels, tmp_path / "d.pkl")
