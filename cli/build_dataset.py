@@ -86,5 +86,8 @@ def main(
     if report.skipped:
         console.print(f"left out {len(report.skipped):,} recordings that could not be used:")
         for entry in report.skipped[:SHOWN_SKIPPED]:
-            console.print(Text.assemble(("  line ", "yellow"), f"{entry['line']}: ",
-                                        str(entry["reason"])), soft_wrap=True)
+            reason = str(entry["reason"])
+            if str(entry["file"]) not in reason:  # say which file whatever the reason says
+                reason = f"{entry['file']}: {reason}"
+            console.print(Text.assemble(("  line ", "yellow"), f"{entry['line']}: ", reason),
+                          soft_wrap=True)

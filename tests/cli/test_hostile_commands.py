@@ -186,8 +186,12 @@ def test_build_dataset_packs_the_good_recordings_and_lists_the_bad_one(tmp_path,
     assert _packed(out) == ["g1", "g2"]
     assert "left out 1 recordings" in result.output
     [line] = [ln.strip() for ln in result.output.splitlines() if ln.strip().startswith("line ")]
-    assert line.startswith("line 3: "), line
-    if case not in ("3e37", "empty frames"):  # what a fix will say is not pinned here
+    assert line.startswith("line 3: ") and bad.name in line, line
+    if case == "3e37":
+        assert "not a body" in line, line
+    elif case == "empty frames":
+        assert "no frame has a body" in line, line
+    else:
         assert HOSTILE_FILES[case][2] in line, line
 
 
