@@ -145,8 +145,7 @@ class StreamClassifier:
                                              self.spec.coords))
         self._table = StreamTable(self._rings)
         self._streams = self._table.streams  # least recently fed first
-        self.max_pending, self.max_pending_per_owner = int(max_pending), max_pending_per_owner
-        self._ready = ReadyQueue(self.max_pending, max_pending_per_owner)
+        self._ready = ReadyQueue(int(max_pending), max_pending_per_owner)  # owns the bounds
         self.skipped_empty = 0  # due windows without any body: no decision
 
     # -- state --------------------------------------------------------------------------------
@@ -167,8 +166,13 @@ class StreamClassifier:
                    max_pending_per_owner: int | None) -> None:
         """Change the per-owner and pending bounds (a server sets its clients' shares)."""
         self.max_streams_per_owner = max_streams_per_owner
-        self._ready.max_pending = self.max_pending = int(max_pending)
-        self._ready.max_pending_per_owner = self.max_pending_per_owner = max_pending_per_owner
+        self._ready.max_pending = int(max_pending)
+        self._ready.max_pending_per_owner = max_pending_per_owner
+
+    @property
+    def max_pending(self) -> int:
+        """Queued windows at most, all owners together (change it with :meth:`set_limits`)."""
+        return self._ready.max_pending
 
     @property
     def dropped(self) -> int:
