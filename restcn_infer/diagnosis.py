@@ -51,7 +51,8 @@ class DiagnosisOptions:
 
     Attributes:
         max_sequences: at most this many sequences, taken evenly from every class (None: all).
-        view_pairs: at most this many performances seen from several views.
+        view_pairs: at most this many performances seen from several views, taken in turn
+            from every class so each class is represented.
         batch_size: sequences per session call.
     """
 
@@ -74,7 +75,8 @@ class Sums:
     class_sum: dict[int, np.ndarray] = field(default_factory=dict)  # (L+1, F) pooled features
     class_sumsq: dict[int, np.ndarray] = field(default_factory=dict)  # (L+1,)
     class_count: dict[int, int] = field(default_factory=dict)
-    views: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
+    #: performance -> [(view, label, (L+1, F) pooled features)]
+    views: dict[str, list[tuple[str, int, np.ndarray]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -131,6 +133,7 @@ def measure(classifier: Classifier, data: Dataset, split: str, options: Diagnosi
     names = diagnosis_outputs(classifier)
     chosen = pick_sequences(part, options.max_sequences)
     wanted_views = _performances_with_views([str(part.names[i]) for i in chosen],
+                                            [int(part.labels[i]) for i in chosen],
                                             options.view_pairs)
     sums = Sums()
     batch: list[tuple[int, np.ndarray]] = []
@@ -169,7 +172,7 @@ def measure(classifier: Classifier, data: Dataset, split: str, options: Diagnosi
             sums.class_count[label] = sums.class_count.get(label, 0) + 1
             rec = recording(name)
             if rec is not None and rec.performance in wanted_views:
-                sums.views.setdefault(rec.performance, []).append((rec.view, features))
+                sums.views.setdefault(rec.performance, []).append((rec.view, label, features))
         batch.clear()
 
     for n, i in enumerate(chosen, 1):
@@ -192,14 +195,27 @@ def measure(classifier: Classifier, data: Dataset, split: str, options: Diagnosi
     return sums
 
 
-def _performances_with_views(names: list[str], limit: int) -> set[str]:
-    """Up to ``limit`` performances (sorted) that appear from two or more views in ``names``."""
+def _performances_with_views(names: list[str], labels: list[int], limit: int) -> set[str]:
+    """Up to ``limit`` performances that appear from two or more views in ``names``, taken in
+    turn from every class (each class's in sorted order), so a limit below the split's count
+    still gives every class its pairs rather than the first classes all of them."""
     views: dict[str, set[str]] = {}
-    for name in names:
+    label_of: dict[str, int] = {}
+    for name, label in zip(names, labels):
         rec = recording(name)
         if rec is not None:
             views.setdefault(rec.performance, set()).add(rec.view)
-    return set(sorted(p for p, v in views.items() if len(v) > 1)[:limit])
+            label_of[rec.performance] = label
+    per_class: dict[int, list[str]] = {}
+    for performance in sorted(p for p, v in views.items() if len(v) > 1):
+        per_class.setdefault(label_of[performance], []).append(performance)
+    queues = [per_class[c] for c in sorted(per_class)]
+    chosen: list[str] = []
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return set(chosen)
 
 
 def display_scale(sums: Sums) -> np.ndarray:
@@ -295,20 +311,33 @@ def view_invariance(sums: Sums, scale: np.ndarray) -> dict[str, Any] | None:
     pair of its views: the distance of their pooled, translation-free sequences, in the input
     and in each decoded layer at its display scale. Returns the mean input distance, the mean
     distance per layer and their ratio per layer (below 1: the layer sees the two views as more
-    alike than the raw coordinates are), or None when the split has no such pair.
+    alike than the raw coordinates are), the same per class under ``per_class`` (data label ->
+    ``{"pairs", "input_distance", "layer_distance", "ratio"}``: which actions the model
+    recognises alike from every side and which it does not), or None when the split has no
+    such pair.
     """
-    d_in, d_layers = [], []
+    d_in: dict[int, list[float]] = {}
+    d_layers: dict[int, list[np.ndarray]] = {}
     for seen in sums.views.values():
         for i in range(len(seen)):
             for j in range(i + 1, len(seen)):
-                if seen[i][0] == seen[j][0]:
+                (view_a, label, a), (view_b, _, b) = seen[i], seen[j]
+                if view_a == view_b:
                     continue
-                diff = np.linalg.norm(seen[i][1] - seen[j][1], axis=1)  # (L+1,)
-                d_in.append(diff[0])
-                d_layers.append(diff[1:] * np.abs(scale))
+                diff = np.linalg.norm(a - b, axis=1)  # (L+1,)
+                d_in.setdefault(label, []).append(float(diff[0]))
+                d_layers.setdefault(label, []).append(diff[1:] * np.abs(scale))
     if not d_in:
         return None
+    result = _distances(sum(d_in.values(), []), sum(d_layers.values(), []))
+    result["performances"] = len(sums.views)
+    result["per_class"] = {c: _distances(d_in[c], d_layers[c]) for c in sorted(d_in)}
+    return result
+
+
+def _distances(d_in: list[float], d_layers: list[np.ndarray]) -> dict[str, Any]:
+    """Mean input distance, mean distance per layer ``(L,)`` and their ratio over some pairs."""
     mean_in, mean_layers = float(np.mean(d_in)), np.mean(d_layers, axis=0)
-    return {"pairs": len(d_in), "performances": len(sums.views),
-            "input_distance": mean_in, "layer_distance": mean_layers,
-            "ratio": mean_layers / mean_in if mean_in > 0 else np.full_like(mean_layers, np.nan)}
+    ratio = mean_layers / mean_in if mean_in > 0 else np.full_like(mean_layers, np.nan)
+    return {"pairs": len(d_in), "input_distance": mean_in, "layer_distance": mean_layers,
+            "ratio": ratio}

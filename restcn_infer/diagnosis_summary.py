@@ -15,7 +15,9 @@
                          "ratio": [...]}, "response_similarity"}],
      "responses_available": bool,
      "view_invariance": {"pairs", "performances", "input_distance", "layer_distance": [...],
-                         "ratio": [...]} | {"pairs": 0, "reason"},
+                         "ratio": [...], "per_class": [{"name", "pairs", "input_distance",
+                         "layer_distance": [...], "ratio": [...]}] (model class order)}
+                        | {"pairs": 0, "reason"},
      "finding": {"weak_classes", "evidence": [...], "reason"},
      "suggested_target_joints": {"joints": [int], "group": str | null, "joint_names",
                                  "reason", "command"},
@@ -138,6 +140,9 @@ def diagnose(classifier: Classifier, data: Dataset, split: str, *,
         responses = response_signatures(np.stack(sums.responses), labels, k)
     pairs = _confused_pairs(confusion, data_to_model, sums, responses)
     view = view_invariance(sums, scale)
+    if view is not None:  # data labels -> class names, in the model's class order
+        per_class = {spec.classes[int(data_to_model[c])]: v for c, v in view["per_class"].items()}
+        view["per_class"] = [{"name": n, **per_class[n]} for n in spec.classes if n in per_class]
 
     classes_doc = []
     for c, name in enumerate(spec.classes):

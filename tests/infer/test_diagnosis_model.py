@@ -25,22 +25,31 @@ GROUP_OF_CLASS = {"wave": "hands", "kick": "legs"}
 
 def write_actions(path, per_class: int = 12, seed: int = 0):
     """A PYSKL pickle where the two wave classes move only the hands (at two speeds) and the
-    two kick classes only the legs; ``train`` and ``val`` splits, a label map beside it."""
+    two kick classes only the legs; ``train`` and ``val`` splits, a label map beside it.
+
+    Named like NW-UCLA (``a01_s01_e03_v02``): every performance is seen from two views, the
+    second the first turned 17 degrees about the vertical axis (fresh sensor noise), and both
+    views of a performance lie in one split, so the diagnosis has view pairs to compare."""
     rng = np.random.default_rng(seed)
     pose = rng.normal(0, 0.3, (1, 1, 20, 3)) + [0, 1, 3]
+    turn = np.array([[np.cos(0.3), 0, np.sin(0.3)], [0, 1, 0], [-np.sin(0.3), 0, np.cos(0.3)]])
     annotations, splits = [], {"train": [], "val": []}
     for label, name in enumerate(CLASSES):
         joints = list(KINECT20.groups[GROUP_OF_CLASS[name.split()[0]]])
         speed = 3.0 if "fast" in name else 1.5
-        for i in range(2 * per_class):
+        for performance in range(per_class):
             t = int(rng.integers(24, 33))
             phase = np.linspace(0, speed * 2 * np.pi, t) + rng.uniform(0, 6.28)
-            seq = np.repeat(pose, t, axis=1) + rng.normal(0, 0.003, (1, t, 20, 3))
-            seq[0][:, joints, 1] += 0.15 * np.sin(phase)[:, None]
-            key = f"{name.replace(' ', '_')}_{i}"
-            annotations.append({"frame_dir": key, "label": label, "total_frames": t,
-                                "keypoint": seq.astype(np.float32)})
-            splits["train" if i % 2 == 0 else "val"].append(key)
+            motion = np.repeat(pose, t, axis=1)
+            motion[0][:, joints, 1] += 0.15 * np.sin(phase)[:, None]
+            centre = motion.mean(axis=(1, 2), keepdims=True)
+            for view in (1, 2):
+                seen = motion if view == 1 else (motion - centre) @ turn.T + centre
+                seq = seen + rng.normal(0, 0.003, (1, t, 20, 3))
+                key = f"a{label + 1:02d}_s01_e{performance:02d}_v{view:02d}"
+                annotations.append({"frame_dir": key, "label": label, "total_frames": t,
+                                    "keypoint": seq.astype(np.float32)})
+                splits["train" if performance % 2 == 0 else "val"].append(key)
     path.write_bytes(pickle.dumps({"split": splits, "annotations": annotations}))
     (path.parent / "label_map.txt").write_text("\n".join(CLASSES) + "\n")
     return path
@@ -272,6 +281,13 @@ def test_the_report_opens_in_a_browser_animates_and_shows_the_json_numbers(hand_
         value = want[name]["emphasis"][group][-1]
         assert (text == "\u2013") if value is None else float(text) == pytest.approx(value,
                                                                                      abs=5e-3)
+    views = browser.evaluate("""[...document.querySelectorAll(
+        '#views-class-table td[data-view-class]')].map(
+        td => [td.dataset.viewClass, Number(td.dataset.viewLayer), td.textContent])""")
+    per_class = {c["name"]: c["ratio"] for c in doc["view_invariance"]["per_class"]}
+    assert {name for name, _, _ in views} == set(CLASSES)  # every class has its view pairs
+    for name, layer, text in views:
+        assert float(text) == pytest.approx(per_class[name][doc["layers"].index(layer)], abs=1e-3)
     browser.evaluate("document.querySelector('th.sortable').click()")  # sort by class
     browser.evaluate("document.getElementById('scrub').value = 3")
     assert browser.errors == []

@@ -93,11 +93,43 @@ def test_view_invariance_compares_two_views_of_one_performance():
     sums = Sums()
     x1, x2 = np.zeros((3, 6)), np.ones((3, 6))
     x2[1:] = 0.0  # layers 1 and 2 see both views alike
-    sums.views = {"a01_s01_e00": [("v01", x1), ("v02", x2)], "lonely": [("v01", x1)]}
+    sums.views = {"a01_s01_e00": [("v01", 0, x1), ("v02", 0, x2)], "lonely": [("v01", 0, x1)]}
     out = view_invariance(sums, np.array([1.0, 1.0]))
     assert out["pairs"] == 1 and out["input_distance"] == pytest.approx(np.sqrt(6))
     np.testing.assert_allclose(out["ratio"], [0.0, 0.0])
-    assert view_invariance(Sums(views={"p": [("v01", x1), ("v01", x2)]}), np.ones(2)) is None
+    assert view_invariance(Sums(views={"p": [("v01", 0, x1), ("v01", 0, x2)]}), np.ones(2)) is None
+
+
+def test_view_invariance_per_class_tells_an_invariant_action_from_one_that_is_not():
+    alike, apart = np.ones((3, 6)), np.ones((3, 6))
+    apart[0] = 3.0  # the input differs between views by 2 per feature...
+    apart[1:] = 3.0  # ...and class 1's layers keep that difference: not view-invariant
+    invariant = np.ones((3, 6))
+    invariant[0] = 3.0  # class 0: the input differs too, its layers map both views alike
+    sums = Sums(views={"a01_s01_e00": [("v01", 0, alike), ("v02", 0, invariant)],
+                       "a02_s01_e00": [("v01", 1, alike), ("v02", 1, apart)],
+                       "a02_s01_e01": [("v01", 1, alike), ("v03", 1, apart)]})
+    out = view_invariance(sums, np.array([1.0, 1.0]))
+    np.testing.assert_allclose(out["per_class"][0]["ratio"], [0.0, 0.0])
+    np.testing.assert_allclose(out["per_class"][1]["ratio"], [1.0, 1.0])
+    assert out["per_class"][1]["pairs"] == 2 and out["pairs"] == 3
+    np.testing.assert_allclose(out["ratio"], [2 / 3, 2 / 3])  # pooled over all three pairs
+
+
+def test_view_pairs_are_taken_from_every_class_in_turn():
+    from restcn_infer.diagnosis import _performances_with_views
+
+    names, labels = [], []
+    for action, count in ((1, 40), (2, 3), (3, 40)):  # class 1 has few performances
+        for e in range(count):
+            for view in (1, 2):
+                names.append(f"a{action:02d}_s01_e{e:02d}_v{view:02d}")
+                labels.append(action - 1)
+    names.append("a04_s01_e00_v01")  # one view only: no pair
+    labels.append(3)
+    chosen = _performances_with_views(names, labels, 12)
+    per_action = {a: sum(p.startswith(f"a{a:02d}") for p in chosen) for a in (1, 2, 3, 4)}
+    assert per_action == {1: 5, 2: 3, 3: 4, 4: 0}  # not the first 12 performances of a01
 
 
 def test_pooled_features_ignore_translation_and_absent_points():
