@@ -288,6 +288,23 @@ def test_the_report_opens_in_a_browser_animates_and_shows_the_json_numbers(hand_
     assert {name for name, _, _ in views} == set(CLASSES)  # every class has its view pairs
     for name, layer, text in views:
         assert float(text) == pytest.approx(per_class[name][doc["layers"].index(layer)], abs=1e-3)
+    signatures = browser.evaluate("""[...document.querySelectorAll(
+        '#responses-body tr[data-class]')]
+        .map(tr => [tr.dataset.class, tr.querySelector('[data-field=strength]').textContent,
+                    tr.querySelector('[data-field=selectivity]').textContent])""")
+    assert doc["responses_available"] and len(signatures) == len(CLASSES)
+    for name, strength, selectivity in signatures:
+        assert float(strength) == pytest.approx(want[name]["response"]["strength"], abs=1e-3)
+        assert float(selectivity) == pytest.approx(want[name]["response"]["selectivity"],
+                                                   abs=1e-3)
+    pairs = browser.evaluate("""[...document.querySelectorAll('#pairs-table tr[data-pair]')]
+        .map(tr => [tr.dataset.pair, tr.querySelector('[data-field=count]').textContent,
+                    tr.querySelector('[data-field=input]').textContent])""")
+    assert doc["confused_pairs"]  # the hand-blind model mixes the two waves up
+    assert [p[0] for p in pairs] == [f"{q['a']},{q['b']}" for q in doc["confused_pairs"]]
+    for (_, count, separability), q in zip(pairs, doc["confused_pairs"]):
+        assert int(count) == q["count"]
+        assert float(separability) == pytest.approx(q["separability"]["input"], abs=1e-3)
     browser.evaluate("document.querySelector('th.sortable').click()")  # sort by class
     browser.evaluate("document.getElementById('scrub').value = 3")
     assert browser.errors == []
