@@ -5,6 +5,7 @@ screenshots. Tests skip cleanly where no Chromium is installed."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
@@ -52,14 +53,16 @@ class Browser:
             if time.monotonic() > deadline:
                 raise TimeoutError("Chromium opened no page")
             time.sleep(0.1)
-        self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=2**28)
+        self._connection = contextlib.ExitStack()  # websockets wants its connection in a `with`
+        self.socket = self._connection.enter_context(
+            connect(pages[0]["webSocketDebuggerUrl"], max_size=2**28))
         for method in ("Runtime.enable", "Log.enable", "Page.enable"):
             self.call(method)
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self.socket.close()
+            self._connection.close()
         finally:
             self.process.kill()
             self.process.wait(10)
