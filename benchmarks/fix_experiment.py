@@ -20,7 +20,7 @@ skipped and interrupted ones resumed, so the script can be rerun at will (and a 
 elsewhere with the same command may be linked in). It prints the final validation accuracy,
 mean ± std over seeds, per (dataset, arm), then ``restcn-diagnose compare`` of each MS-Res-TCN arm
 against the baseline (per class, mean over seeds, classes the targeted joints carry marked), and
-writes ``<out>/summary.json``.
+writes ``<out>/summary.json`` (entries of data sets not run this time are kept).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from restcn_infer.atomic import atomic_write_text
 from restcn_training.compare import compare_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +131,10 @@ def run_one(cmd: list[str], out: Path) -> Path | None:
 
 
 def summarise(args: argparse.Namespace) -> dict:
-    summary: dict = {}
+    """Print and write the summary of ``args.datasets``; the other data sets' entries of an
+    existing ``summary.json`` are kept, so one data set can be (re)run on its own."""
+    path = args.out / "summary.json"
+    summary: dict = json.loads(path.read_text()) if path.exists() else {}
     print(f"\nfinal validation accuracy, mean ± std over seeds ({args.out})")
     print(f"{'dataset':10} {'arm':21} {'runs':>4} {'mean':>7} {'std':>7}  per seed")
     for dataset in args.datasets:
@@ -158,7 +162,7 @@ def summarise(args: argparse.Namespace) -> dict:
             compare(a, b, target_joints=None, data=None, as_json=False)
             summary[dataset][f"compare_{arm}"] = compare_runs(a, b).to_json()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
