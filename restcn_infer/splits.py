@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -101,11 +102,13 @@ class SubsetSplit:
     def __len__(self) -> int:
         return len(self.indices)
 
-    @property
+    # Built once: readers index ``names[i]`` / ``labels[i]`` per sequence, and a fresh list per
+    # access made every pass over a holdout quadratic in its size.
+    @cached_property
     def labels(self) -> np.ndarray:
         return np.asarray(self.base.labels)[self.indices]
 
-    @property
+    @cached_property
     def names(self) -> list[str]:
         return [str(self.base.names[i]) for i in self.indices]
 

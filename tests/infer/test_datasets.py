@@ -149,6 +149,8 @@ def test_holdout_by_fraction_is_stratified_fixed_and_disjoint(tmp_path):
     np.testing.assert_array_equal(held.sequence(0), split.sequence(int(held.indices[0])))
     other = carve_holdout(split, fraction=0.2, seed=4)[1]
     assert other.names != held.names
+    # names and labels are built once (readers index them per sequence), not per access
+    assert held.names is held.names and held.labels is held.labels
 
 
 def test_holdout_by_name_pattern(shared_data):
