@@ -130,8 +130,9 @@ class Trainer:
         # input with (units, vertical axis, proportions, position); at most 2,000 sequences.
         # For 2-D keypoints it also fixes the input's unit (unit_scale, in the model config).
         envelope = envelope_of_split(d.train, d.layout)
+        targets, targets_from = target_joints(cfg, self.input_spec)  # reads a diagnosis once
         self.model_config = build_model_config(cfg, self.input_spec, len(d.classes),
-                                               unit_scale(envelope, d.coords))
+                                               unit_scale(envelope, d.coords), targets)
         self.ctx = distributed.setup(cfg.device)
         self.autocast_dtype, use_scaler = autocast_precision(self.ctx.device, cfg.precision)
 
@@ -153,8 +154,7 @@ class Trainer:
             training={"data": str(cfg.data), "train_split": cfg.train_split,
                       "val_split": d.val_name, "seed": cfg.seed, "recipe": cfg.recipe(),
                       "command": cfg.command,
-                      **({"target_joints_from": source}
-                         if (source := target_joints(cfg, self.input_spec)[1]) else {})})
+                      **({"target_joints_from": targets_from} if targets_from else {})})
 
         self.spec = dataclasses.replace(self.spec, envelope=envelope)
 

@@ -32,20 +32,21 @@ def target_joints(cfg: TrainConfig, spec: InputSpec) -> tuple[Any, dict[str, Any
 
 
 def build_model_config(cfg: TrainConfig, spec: InputSpec, num_classes: int,
-                       input_scale: float = 1.0) -> dict[str, Any]:
+                       input_scale: float = 1.0, targets: Any = None) -> dict[str, Any]:
     """The registry config dict of ``cfg.model`` for the run's input (``input_scale``: its
-    unit, :func:`restcn_infer.envelope.unit_scale`).
+    unit, :func:`restcn_infer.envelope.unit_scale`; ``targets``: MS-Res-TCN's target joints
+    as :func:`target_joints` resolved them, read once so that the joints trained and the
+    diagnosis recorded come from the same reading of the file).
 
     Raises:
         ConfigError: ``channels`` of the wrong length, or target joints the layout lacks.
-        DataError: a ``--target-joints`` diagnosis that cannot be read or suggests nothing.
     """
     options: dict[str, Any] = {"dropout": cfg.dropout, "channels": cfg.channels,
                                "modality": cfg.modality}
     if input_scale != 1.0:
         options["input_scale"] = input_scale
-    if cfg.target_joints is not None:
-        options["target_joints"] = target_joints(cfg, spec)[0]
+    if targets is not None:
+        options["target_joints"] = targets
     try:
         return config_for(cfg.model, spec, num_classes, **options)
     except UnknownModelError as exc:
