@@ -40,9 +40,10 @@ from restcn_infer.atomic import atomic_write, atomic_write_text
 from restcn_infer.errors import DataError, LayoutError, SkeletonFormatError
 from restcn_infer.labels_csv import LabelRow, assign_splits, read_labels
 from restcn_infer.layouts import JointLayout, layout_for_joints, layout_mapping, resolve_layout
-from restcn_infer.limits import MAX_ABS_COORDINATE
+from restcn_infer.limits import COORDS, check_magnitude
 from restcn_infer.output_paths import check_output_file
 from restcn_infer.readers import FORMATS, read_keypoints
+from restcn_infer.readers.arrays import check_sequence
 from restcn_infer.readers.keypoints import DEFAULT_MIN_CONFIDENCE
 
 #: Bodies kept per recording unless told otherwise (NTU RGB+D's two).
@@ -216,13 +217,9 @@ def _recording(path: Path, format: str, source: JointLayout | None, min_confiden
     kp = read_keypoints(path, format, layout=source).masked(min_confidence)
     found = kp.layout or layout_for_joints(kp.coords.shape[2])
     seq = np.ascontiguousarray(kp.coords[:bodies])
-    # What the runtime would refuse must not become training data.
-    if not np.isfinite(seq).all():
-        raise SkeletonFormatError(path, "non-finite coordinates (NaN or infinity)")
-    peak = float(np.abs(seq).max(initial=0.0))
-    if peak > MAX_ABS_COORDINATE:
-        raise SkeletonFormatError(path, f"coordinates reach {peak:.3g}, beyond "
-                                        f"{MAX_ABS_COORDINATE:g} in any unit: not a body")
+    # What the runtime would refuse must not become training data: its own checks.
+    seq = check_sequence(seq, path, COORDS)  # finite, within the size limits
+    check_magnitude(seq, path)
     if not np.any(seq != 0):
         raise SkeletonFormatError(path, "no frame has a body (every point is absent)")
     scores = None if kp.confidence is None else np.ascontiguousarray(kp.confidence[:bodies])

@@ -94,6 +94,16 @@ def check_sequence_shape(shape: Sequence[int], source: object) -> None:
     check_shape(dims, source, "sequence")
 
 
+def check_magnitude(coords, source: object) -> None:
+    """Refuse coordinates ``coords`` (any shape, finite) that reach beyond
+    :data:`MAX_ABS_COORDINATE`: no unit makes them a body. The one check of this kind, for
+    files (after unit conversion), stream frames and recordings packed for training."""
+    peak = float(abs(coords).max(initial=0.0))
+    if peak > MAX_ABS_COORDINATE:
+        raise SkeletonFormatError(source, f"coordinates reach {peak:.3g}, beyond "
+                                          f"{MAX_ABS_COORDINATE:g} in any unit: not a body")
+
+
 def read_file_limited(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
     """The bytes of ``path``, refused before reading when the file is longer than ``limit``.
 

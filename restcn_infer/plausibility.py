@@ -42,7 +42,7 @@ from restcn_infer.envelope import Envelope, default_envelope, measure
 from restcn_infer.errors import SkeletonFormatError
 from restcn_infer.input_options import UNITS
 from restcn_infer.layouts import JointLayout
-from restcn_infer.limits import MAX_ABS_COORDINATE
+from restcn_infer.limits import check_magnitude
 
 #: Accepted median bone length: the training percentiles widened by this factor.
 SCALE_MARGIN = 1.6
@@ -257,10 +257,7 @@ class InputChecker:
             ImplausibleInputError: naming ``source``, with the verdict.
             SkeletonFormatError: coordinates beyond any unit's range (never accepted).
         """
-        peak = float(np.abs(seq).max(initial=0.0))
-        if peak > MAX_ABS_COORDINATE:
-            raise SkeletonFormatError(source, f"coordinates reach {peak:.3g}, beyond "
-                                              f"{MAX_ABS_COORDINATE:g} in any unit: not a body")
+        check_magnitude(seq, source)
         verdict = self.verdict(seq, layout=layout, guessed=guessed, converted=converted)
         if verdict.plausible:
             return verdict

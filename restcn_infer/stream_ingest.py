@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from restcn_infer.errors import SkeletonFormatError
-from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE
+from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE, check_magnitude
 from restcn_infer.spec import InputSpec
 
 #: Bodies a single frame may carry (Kinect tracks at most 6); more is a malformed frame.
@@ -56,9 +56,7 @@ def check_frame(frame: Any, spec: InputSpec, convert: Callable[[np.ndarray], np.
     if not np.isfinite(a).all():
         raise SkeletonFormatError(source, "frame contains NaN or infinite coordinates")
     a = convert(a)
-    if float(np.abs(a).max(initial=0.0)) > MAX_ABS_COORDINATE:
-        raise SkeletonFormatError(source, f"coordinates beyond {MAX_ABS_COORDINATE:g} in "
-                                          "any unit: not a body")
+    check_magnitude(a, source)
     return a
 
 
