@@ -15,15 +15,32 @@ from collections.abc import Hashable
 from restcn_infer.stream_types import PendingWindow
 
 
+def check_at_least_one(name: str, value: int) -> None:
+    """Refuse a count bound below 1 (0 would refuse or drop everything)."""
+    if int(value) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 class ReadyQueue:
     """Per-owner FIFO queues of :class:`PendingWindow`, served round-robin."""
 
     def __init__(self, max_pending: int, max_pending_per_owner: int | None) -> None:
-        self.max_pending = max_pending
-        self.max_pending_per_owner = max_pending_per_owner
         self._queues: OrderedDict[Hashable, deque[PendingWindow]] = OrderedDict()
         self._count = 0
         self.dropped = 0  # windows dropped to keep the bounds
+        self.set_bounds(max_pending, max_pending_per_owner)
+
+    def set_bounds(self, max_pending: int, max_pending_per_owner: int | None) -> None:
+        """Change the bounds (windows already queued stay until the next :meth:`add`).
+
+        Raises:
+            ValueError: a bound below 1 (``max_pending_per_owner`` None: no per-owner bound).
+        """
+        check_at_least_one("max_pending", max_pending)
+        if max_pending_per_owner is not None:
+            check_at_least_one("max_pending_per_owner", max_pending_per_owner)
+        self.max_pending = int(max_pending)
+        self.max_pending_per_owner = max_pending_per_owner
 
     def __len__(self) -> int:
         """Windows waiting, all owners together."""
@@ -42,10 +59,12 @@ class ReadyQueue:
             self._count -= 1
             self.dropped += 1
         if self._count >= self.max_pending:
-            longest = max(self._queues.values(), key=len)
+            owner, longest = max(self._queues.items(), key=lambda item: len(item[1]))
             longest.popleft()
             self._count -= 1
             self.dropped += 1
+            if not longest and owner != pending.owner:  # take() expects no empty queue
+                del self._queues[owner]
         queue.append(pending)
         self._count += 1
 

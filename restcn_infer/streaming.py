@@ -54,7 +54,7 @@ from restcn_infer.spec import MAX_WINDOW
 from restcn_infer.stream_batch import push_many
 from restcn_infer.stream_decide import decide_windows, decide_windows_safely
 from restcn_infer.stream_ingest import RingPool, check_frame
-from restcn_infer.stream_queue import ReadyQueue
+from restcn_infer.stream_queue import ReadyQueue, check_at_least_one
 from restcn_infer.stream_table import StreamTable, bind_layout
 from restcn_infer.stream_types import (
     PendingWindow,
@@ -115,12 +115,8 @@ class StreamClassifier:
         self.spec = classifier.spec.input
         self.window = self.spec.window if window is None else int(window)
         for name, value in (("hop", hop), ("window", self.window), ("top_k", top_k),
-                            ("max_streams", max_streams), ("max_batch", max_batch),
-                            ("max_pending", max_pending),
-                            ("max_streams_per_owner", max_streams_per_owner or 1),
-                            ("max_pending_per_owner", max_pending_per_owner or 1)):
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                            ("max_streams", max_streams), ("max_batch", max_batch)):
+            check_at_least_one(name, value)
         if self.window > MAX_WINDOW:  # the ring buffer of every stream is this long
             raise ValueError(f"window must be <= {MAX_WINDOW}, got {self.window}")
         if idle_timeout_s <= 0:
@@ -133,7 +129,6 @@ class StreamClassifier:
         self.idle_timeout_s = float(idle_timeout_s)
         self.max_streams = int(max_streams)
         self.max_batch = int(max_batch)
-        self.max_streams_per_owner = max_streams_per_owner
         self.clock = clock
         self.options = options or getattr(classifier, "options", None) or InputOptions()
         self.options.check_model(self.spec)
@@ -145,7 +140,9 @@ class StreamClassifier:
                                              self.spec.coords))
         self._table = StreamTable(self._rings)
         self._streams = self._table.streams  # least recently fed first
-        self._ready = ReadyQueue(int(max_pending), max_pending_per_owner)  # owns the bounds
+        self._ready = ReadyQueue(max_pending, max_pending_per_owner)  # owns the pending bounds
+        self.set_limits(max_streams_per_owner=max_streams_per_owner, max_pending=max_pending,
+                        max_pending_per_owner=max_pending_per_owner)
         self.skipped_empty = 0  # due windows without any body: no decision
 
     # -- state --------------------------------------------------------------------------------
@@ -164,10 +161,16 @@ class StreamClassifier:
 
     def set_limits(self, *, max_streams_per_owner: int | None, max_pending: int,
                    max_pending_per_owner: int | None) -> None:
-        """Change the per-owner and pending bounds (a server sets its clients' shares)."""
+        """Change the per-owner and pending bounds (a server sets its clients' shares); None:
+        no per-owner bound.
+
+        Raises:
+            ValueError: a bound below 1.
+        """
+        if max_streams_per_owner is not None:
+            check_at_least_one("max_streams_per_owner", max_streams_per_owner)
+        self._ready.set_bounds(max_pending, max_pending_per_owner)
         self.max_streams_per_owner = max_streams_per_owner
-        self._ready.max_pending = int(max_pending)
-        self._ready.max_pending_per_owner = max_pending_per_owner
 
     @property
     def max_pending(self) -> int:

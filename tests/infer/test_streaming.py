@@ -234,6 +234,28 @@ def test_constructor_refuses_what_it_cannot_honour():
         StreamClassifier(FakeClassifier(decoder_layers=()), decode=True)
     with pytest.raises(ValueError, match="hop"):
         StreamClassifier(FakeClassifier(), hop=0)
+    for bound in ("max_streams_per_owner", "max_pending_per_owner", "max_pending"):
+        with pytest.raises(ValueError, match=f"{bound} must be >= 1, got 0"):
+            StreamClassifier(FakeClassifier(), **{bound: 0})  # 0 would refuse or drop all
+    sc = StreamClassifier(FakeClassifier())
+    with pytest.raises(ValueError, match="max_pending_per_owner must be >= 1"):
+        sc.set_limits(max_streams_per_owner=None, max_pending=8, max_pending_per_owner=0)
+    assert sc.max_pending == 65_536  # a refused change changes nothing
+
+
+def test_the_global_pending_bound_empties_another_owners_queue_and_polling_goes_on():
+    """Dropping the last window of another owner's queue must not leave an empty queue that
+    the round-robin take then pops."""
+    from restcn_infer.stream_queue import ReadyQueue
+    from restcn_infer.stream_types import PendingWindow
+
+    queue = ReadyQueue(max_pending=2, max_pending_per_owner=None)
+    for owner in "ABC":
+        queue.add(PendingWindow(owner, 1, None, 0.0, np.zeros((1, 1)), owner=owner))
+    assert len(queue) == 2 and queue.dropped == 1
+    taken = queue.take()
+    assert sorted(w.owner for w in taken) == ["B", "C"] and len(queue) == 0
+    assert queue.take() == []
 
 
 # -- end to end: a real tiny ONNX model (needs torch to export; the runtime itself does not) ----
