@@ -162,7 +162,7 @@ def push_many(engine: StreamClassifier, streams: Sequence[Hashable],
     results: list[Pushed | RestcnError] = [NOTHING] * n
     batch = PushBatch(engine, groups)
     windows: list[tuple[int, PendingWindow]] = []  # (position, window) of unchecked streams
-    with engine._table.holding():  # a stream forgotten meanwhile keeps its slot till the end
+    with engine._table.holding(batch.base):  # a slot with frames waiting is kept till the end
         try:
             for i, (stream, g, r) in enumerate(zip(streams, group.tolist(), row.tolist())):
                 results[i] = _push_one(engine, batch, windows, i, stream, frames[i], g, r,

@@ -64,9 +64,10 @@ class RingPool:
     """The ring buffers of many streams: ``frames (capacity, window, M, V, C)`` float32.
 
     The stream in slot ``s`` keeps its ``k``-th frame (1-based) at ``frames[s, (k - 1) %
-    window]``. Slots of forgotten streams are reused; the array grows by doubling, never beyond
-    the number of live streams the caller allows (``limit`` of :meth:`take`), so its memory is
-    that of today's live streams at most twice over.
+    window]``. Slots of forgotten streams are reused; the array grows by doubling up to the
+    number of live streams the caller allows (``limit`` of :meth:`take`), and beyond it only by
+    the slots a ``push_many`` holds back for streams it fed and then evicted in the same call
+    (:meth:`~restcn_infer.stream_table.StreamTable.holding`).
     """
 
     def __init__(self, window: int, frame_shape: tuple[int, int, int]) -> None:

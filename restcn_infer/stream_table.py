@@ -3,14 +3,14 @@ they are, how long they have been idle, and their slots in the shared ring buffe
 
 :class:`StreamTable` keeps the streams least recently fed first (idle ones are found at the
 front), each owner's set (per-owner limits, forgetting a closed connection), and gives a
-forgotten stream's ring slot back, except inside :meth:`StreamTable.holding` (a ``push_many``
-whose frames of that stream still wait to be written): then the slot is given back at the end.
+forgotten stream's ring slot back, except inside :meth:`StreamTable.holding` when frames of
+that stream still wait to be written (a ``push_many``): then that slot is given back at the end.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Container, Hashable, Iterator
 from contextlib import contextmanager
 
 from restcn_infer.errors import LayoutError, SkeletonFormatError
@@ -54,6 +54,7 @@ class StreamTable:
         self.streams: OrderedDict[Hashable, StreamState] = OrderedDict()
         self._owned: dict[Hashable, set[Hashable]] = {}
         self._held: list[int] | None = None  # slots of streams forgotten while holding
+        self._busy: Container[int] = ()  # while holding: slots with frames waiting
 
     def __len__(self) -> int:
         return len(self.streams)
@@ -92,7 +93,7 @@ class StreamTable:
         state = self.streams.pop(stream, None)
         if state is None:
             return
-        if self._held is not None:
+        if self._held is not None and state.slot in self._busy:
             self._held.append(state.slot)
         else:
             self.rings.release(state.slot)
@@ -119,13 +120,15 @@ class StreamTable:
         return gone
 
     @contextmanager
-    def holding(self) -> Iterator[None]:
-        """Within: a forgotten stream's slot is not reused (its frames may still wait to be
-        written); the slots are given back on leaving, after the writes."""
-        self._held = []
+    def holding(self, busy: Container[int]) -> Iterator[None]:
+        """Within: a forgotten stream whose slot is in ``busy`` (frames of it still wait to be
+        written) keeps its slot until leaving, after the writes; any other forgotten stream's
+        slot is reused at once (streams evicted as idle were not fed in this call: holding
+        their slots back grew the pool by one slot per new stream)."""
+        self._held, self._busy = [], busy
         try:
             yield
         finally:
-            held, self._held = self._held, None
+            held, self._held, self._busy = self._held, None, ()
             for slot in held:
                 self.rings.release(slot)

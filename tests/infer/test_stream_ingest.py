@@ -212,6 +212,22 @@ def test_a_stream_forgotten_within_a_call_keeps_its_frames_and_window():
             == [window_key(p) for p in one.take_ready()])
 
 
+def test_streams_evicted_as_idle_within_a_call_give_their_slots_to_the_new_ones():
+    """A full pool whose streams all go idle, then as many new streams in one push_many: the
+    new ones reuse the idle ones' slots (not fed in this call, nothing of theirs is waiting),
+    so the ring pool does not grow past the live streams."""
+    now = [0.0]
+    sc = StreamClassifier(FakeClassifier(), hop=4, max_streams=20, idle_timeout_s=1.0,
+                          clock=lambda: now[0])
+    frame = body_sequence(1, seed=0)[0, 0]
+    sc.push_many([f"old{k}" for k in range(20)], [frame] * 20)
+    capacity = len(sc._rings.frames)
+    now[0] = 5.0  # every stream idle
+    got = sc.push_many([f"new{k}" for k in range(20)], [frame] * 20)
+    assert all(r.new_stream for r in got) and len(sc) == 20
+    assert len(sc._rings.frames) == capacity == 20
+
+
 def test_the_protocol_gives_the_same_records_line_by_line_and_in_one_push_many():
     import json
 
