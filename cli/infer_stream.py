@@ -8,6 +8,7 @@ streams (and all clients) into one session call. Registered on the ``restcn-infe
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -76,7 +77,8 @@ def stream(
 
     Out, one line per record: a decision {"stream", "frame", "top", "latency_ms"}; an error
     {"error", "line"} for a malformed line (the stream goes on); one error per stream refused
-    as implausible; at end of input (or when reading it fails) a summary. Exit 0.
+    as implausible; at end of input (or when reading it fails, or on Ctrl-C) a summary. Exit 0
+    (130 after Ctrl-C).
     """
     from restcn_infer.line_reader import iter_line_batches
     from restcn_infer.stream_protocol import StreamStats, process_line_batches
@@ -93,6 +95,14 @@ def stream(
                 typer.echo("\n".join(lines))  # one write + flush per batch
     except BrokenPipeError:  # the reader of stdout went away: nobody to answer
         raise typer.Exit(0) from None
+    except KeyboardInterrupt:  # Ctrl-C: the summary (with "interrupted") is already out
+        typer.echo("restcn-infer stream: interrupted", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The line reader's thread may be blocked reading stdin and hold its lock: a normal
+        # interpreter shutdown would then abort ("could not acquire lock ... at interpreter
+        # shutdown"). Everything is written, so leave at once.
+        os._exit(130)
 
 
 def serve(

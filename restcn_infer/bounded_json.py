@@ -93,8 +93,7 @@ def loads_bounded(text: str | bytes, *, max_bytes: int = MAX_JSON_FILE_BYTES,
     try:
         decoded = data.decode("utf-8") if isinstance(text, bytes) else text
     except UnicodeDecodeError as exc:
-        raise JsonInputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})",
-                             syntax=True) from None
+        raise JsonInputError(f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
 
     def parse_int(literal: str) -> int:
         if len(literal.lstrip("-")) > max_int_digits:

@@ -211,11 +211,12 @@ class StreamStats:
     window_errors: int = 0
     dropped_windows: int = 0
     input_error: str | None = None
+    interrupted: str | None = None  # the run was stopped (Ctrl-C) or failed on a bug
 
     def summary_record(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"frames": self.frames, "decisions": self.decisions,
                                    "rejected": self.rejected, "streams": self.streams}
-        for name in ("window_errors", "dropped_windows", "input_error"):
+        for name in ("window_errors", "dropped_windows", "input_error", "interrupted"):
             if getattr(self, name):
                 summary[name] = getattr(self, name)
         return {"summary": summary}
@@ -307,52 +308,62 @@ def process_line_batches(engine: StreamClassifier, batches: Iterable[list[LineIt
     decide the due windows of all streams in one session call; yields the batch's output lines
     (errors and notices first, then decisions). At the end of input, or after a
     :class:`ReadFailure`: its error record, the :meth:`~StreamClassifier.flush` decisions and
-    the summary record, always.
+    the summary record, always: stopped by Ctrl-C or a bug, the summary (with ``interrupted``)
+    is yielded before the exception goes on.
     """
     layers = list(engine.classifier.metadata.decoder_layers)
     failure = None
-    for batch in batches:
-        out: list[str | None] = []  # the batch's records in order; None: a frame line's
-        texts: list[tuple[int, str]] = []
-        for number, item in batch:
-            if isinstance(item, ReadFailure):
-                failure = (number, item.reason)
-                break
-            if isinstance(item, Overlong):
-                stats.rejected += 1
-                out.append(dumps({"error": f"line of {item.length:,} bytes is longer than the "
-                                           f"limit of {MAX_LINE_BYTES:,}", "line": number}))
-                continue
-            if isinstance(item, bytes):
-                try:
-                    item = item.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    stats.rejected += 1
-                    out.append(dumps({"error": f"not UTF-8 text (byte {exc.start}: "
-                                               f"{exc.reason})", "line": number}))
-                    continue
-            texts.append((number, item))
-            out.append(None)
-        records = iter(feed_lines(engine, texts, stats))  # one push_many for the batch
-        lines = []
-        for text in out:
-            if text is None:  # a frame line: its record, if it has one
-                record = next(records)
-                if record is None:
-                    continue
-                text = dumps(record)
-            lines.append(text)
-        lines += decision_lines(engine.decide_safely(engine.take_ready()), stats, layers)
-        yield lines
-        if failure is not None:
-            break
-    end = []
-    if failure is not None:
-        stats.input_error = failure[1]
-        end.append(dumps({"error": f"reading the input failed, the run ends: {failure[1]}",
-                          "line": failure[0]}))
     try:
-        final = engine.flush_safely()
-    finally:
+        for batch in batches:
+            lines, failure = _batch_lines(engine, batch, stats, layers)
+            yield lines
+            if failure is not None:
+                break
+        end = []
+        if failure is not None:
+            stats.input_error = failure[1]
+            end.append(dumps({"error": f"reading the input failed, the run ends: {failure[1]}",
+                              "line": failure[0]}))
+        final = end + decision_lines(engine.flush_safely(), stats, layers)
+    except GeneratorExit:  # the consumer stopped reading: nobody to tell
+        raise
+    except BaseException as exc:  # Ctrl-C or a bug: the summary still comes, then it goes on
+        stats.interrupted = ("interrupted" if isinstance(exc, KeyboardInterrupt)
+                             else f"internal error: {type(exc).__name__}")
         stats.dropped_windows = engine.dropped
-    yield end + decision_lines(final, stats, layers) + [dumps(stats.summary_record())]
+        yield [dumps(stats.summary_record())]
+        raise
+    stats.dropped_windows = engine.dropped
+    yield final + [dumps(stats.summary_record())]
+
+
+def _batch_lines(engine: StreamClassifier, batch: list[LineItem], stats: StreamStats,
+                 layers: list[int]) -> tuple[list[str], tuple[int, str] | None]:
+    """One batch of :func:`process_line_batches`: its output lines (each line's record in
+    order, then the decisions of the windows it made due) and the ``(line, reason)`` of a
+    :class:`ReadFailure` that ended it, or None."""
+    out: list[str | None] = []  # the batch's records in order; None: a frame line's
+    texts: list[tuple[int, str | bytes]] = []
+    failure = None
+    for number, item in batch:
+        if isinstance(item, ReadFailure):
+            failure = (number, item.reason)
+            break
+        if isinstance(item, Overlong):
+            stats.rejected += 1
+            out.append(dumps({"error": f"line of {item.length:,} bytes is longer than the "
+                                       f"limit of {MAX_LINE_BYTES:,}", "line": number}))
+            continue
+        texts.append((number, item))  # bytes: parse_frame checks UTF-8 as it parses
+        out.append(None)
+    records = iter(feed_lines(engine, texts, stats))  # one push_many for the batch
+    lines = []
+    for text in out:
+        if text is None:  # a frame line: its record, if it has one
+            record = next(records)
+            if record is None:
+                continue
+            text = dumps(record)
+        lines.append(text)
+    lines += decision_lines(engine.decide_safely(engine.take_ready()), stats, layers)
+    return lines, failure

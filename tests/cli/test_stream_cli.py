@@ -137,3 +137,36 @@ def test_parse_frame_accepts_both_joint_nestings():
     assert (one.stream, one.joints.shape, one.t) == ("3", (2, 3), 2.0)
     assert (two.stream, two.joints.shape, two.t) == ("x", (2, 1, 3), None)
     assert one.joints.dtype == np.float32
+
+
+def test_ctrl_c_ends_the_stream_with_its_summary_and_exit_130(model):
+    """A real process (the line reader's thread blocked on stdin): SIGINT after the first
+    decision gives the summary with "interrupted", a one-line note and exit 130, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from bodies import body_sequence
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from restcn_cli.infer import app; app()", "stream",
+         "--model", str(model), "--hop", "4", "--threads", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, proc.kill)  # never hang the suite on a silent process
+    watchdog.start()
+    try:
+        for joints in body_sequence(4, seed=0)[0]:
+            proc.stdin.write(frame_line("a", joints) + "\n")
+        proc.stdin.flush()  # stdin stays open: the reader waits for more
+        first = json.loads(proc.stdout.readline())
+        assert first["frame"] == 4 and first["top"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert summary["interrupted"] == "interrupted" and summary["frames"] == 4
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err

@@ -194,6 +194,25 @@ def test_a_reader_failure_ends_the_run_with_an_error_record_and_the_summary():
     assert out[-1]["summary"]["input_error"].startswith("OSError")
 
 
+@pytest.mark.parametrize("stop, said", [(KeyboardInterrupt, "interrupted"),
+                                         (RuntimeError, "internal error: RuntimeError")])
+def test_a_run_stopped_by_ctrl_c_or_a_bug_still_says_its_summary(stop, said):
+    """The summary comes before the exception goes on (a bug keeps its traceback)."""
+    frames = [(n, frame_line("s", f)) for n, f in enumerate(body_sequence(6)[0], 1)]
+
+    def batches():
+        yield frames[:5]
+        raise stop("stopped")
+
+    out = []
+    with pytest.raises(stop):
+        for batch in process_line_batches(StreamClassifier(FakeClassifier(), hop=4), batches(),
+                                          StreamStats()):
+            out += [strict(t) for t in batch]
+    assert [r["frame"] for r in out if "top" in r] == [4]  # the decisions made before the stop
+    assert out[-1]["summary"]["interrupted"] == said and out[-1]["summary"]["frames"] == 5
+
+
 # -- the engine: a stream's layout, bodies and plausibility -------------------------------------
 
 def test_a_stream_keeps_its_layout_and_body_count():
