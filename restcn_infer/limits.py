@@ -24,6 +24,9 @@ from restcn_infer.errors import SkeletonFormatError
 MAX_FRAMES = 1 << 17
 #: Bodies of one sequence as read from a file (more than any sensor tracks at once).
 MAX_BODIES = 64
+#: Bodies a model's input may have, and so bodies one stream frame may carry (a model reads
+#: its first ones; a frame with more is malformed).
+MAX_MODEL_BODIES = 16
 #: Joints of one body (COCO-WholeBody has 133, MediaPipe Holistic 543).
 MAX_JOINTS = 1024
 #: Coordinates per joint a sequence may have: 2 (x, y: image keypoints) or 3 (x, y, z).

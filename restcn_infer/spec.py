@@ -26,7 +26,7 @@ from restcn_infer.envelope import Envelope, envelope_from_mapping
 from restcn_infer.errors import LayoutError, ModelError, SkeletonFormatError
 from restcn_infer.fields import Fields
 from restcn_infer.layouts import BUILTIN_LAYOUTS, JointLayout, get_layout, layout_for_joints
-from restcn_infer.limits import COORDS
+from restcn_infer.limits import COORDS, MAX_MODEL_BODIES
 from restcn_infer.preprocess import (
     WINDOW_POLICIES,
     adapt_layout,
@@ -39,7 +39,7 @@ from restcn_infer.readers.arrays import check_sequence
 
 #: Bounds a model description must respect (a window of 10**9 frames is refused, not allocated).
 MAX_WINDOW = 10_000
-MAX_BODIES = 16
+MAX_BODIES = MAX_MODEL_BODIES
 MAX_CLASSES = 100_000
 
 

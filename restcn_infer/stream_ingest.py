@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from restcn_infer.errors import SkeletonFormatError
-from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE, check_magnitude
+from restcn_infer.limits import COORDS, MAX_ABS_COORDINATE, MAX_MODEL_BODIES, check_magnitude
 from restcn_infer.spec import InputSpec
 
-#: Bodies a single frame may carry (Kinect tracks at most 6); more is a malformed frame.
-MAX_BODIES_PER_FRAME = 6
+#: Bodies a single frame may carry: as many as any model reads; more is a malformed frame.
+MAX_BODIES_PER_FRAME = MAX_MODEL_BODIES
 
 
 def check_frame(frame: Any, spec: InputSpec, convert: Callable[[np.ndarray], np.ndarray],
@@ -124,10 +124,11 @@ def check_frames(frames: Sequence[Any] | np.ndarray, coords: int,
     """The frame checks of a batch at once: ``(groups, group, row)``.
 
     ``groups`` are float32 arrays ``(n, bodies, V, C)`` of frames alike in shape that passed
-    every check of the one-frame check (numeric, ``(V, C)`` or ``(bodies <= 6, V, C)``, the
-    model's ``coords``, finite, within :data:`~restcn_infer.limits.MAX_ABS_COORDINATE` after
-    ``convert``, the :meth:`~restcn_infer.input_options.InputOptions.convert` of the caller's
-    units), converted; frame ``i`` is ``groups[group[i]][row[i]]``, or ``group[i] == -1``: it
+    every check of the one-frame check (numeric, ``(V, C)`` or ``(bodies, V, C)`` with at most
+    :data:`MAX_BODIES_PER_FRAME` bodies, the model's ``coords``, finite, within
+    :data:`~restcn_infer.limits.MAX_ABS_COORDINATE` after ``convert``, the
+    :meth:`~restcn_infer.input_options.InputOptions.convert` of the caller's units), converted;
+    frame ``i`` is ``groups[group[i]][row[i]]``, or ``group[i] == -1``: it
     must be checked alone (it may be bad; the one-frame check says why, or passes it).
     """
     n = len(frames)

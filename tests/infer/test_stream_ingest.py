@@ -67,7 +67,7 @@ def frames_of_every_kind() -> list:
     return [good[0], good[1][None], np.stack([good[2]] * 2), good[0].astype(np.float64),
             good[0].astype(np.int32), good[0].tolist(), np.full((20, 3), np.nan, np.float32),
             np.where(np.arange(60).reshape(20, 3) == 7, np.inf, good[0]), good[0] * 3e6,
-            np.zeros((19, 3)), np.zeros((20, 2)), np.zeros((7, 20, 3)), np.zeros((1, 1, 20, 3)),
+            np.zeros((19, 3)), np.zeros((20, 2)), np.zeros((17, 20, 3)), np.zeros((1, 1, 20, 3)),
             [[1.0, "x", 2.0]] * 20, np.array(["a"] * 60).reshape(20, 3), np.zeros((0, 3)),
             good[0].astype(np.float64) * 1e300]
 
@@ -110,7 +110,7 @@ def events(seed: int) -> list[tuple]:
         "z": np.zeros((60, 20, 3), np.float32),  # nobody in view
     }
     bad = [np.full((20, 3), np.nan, np.float32), np.zeros((19, 3), np.float32),
-           np.zeros((20, 2), np.float32), np.zeros((7, 20, 3), np.float32), [[1.0, "x"]] * 20,
+           np.zeros((20, 2), np.float32), np.zeros((17, 20, 3), np.float32), [[1.0, "x"]] * 20,
            body_sequence(1)[0, 0] * 3e6]
     count = dict.fromkeys([*kinds, "x1", "x2", "x3"], 0)
     out = []

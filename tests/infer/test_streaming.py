@@ -120,13 +120,25 @@ def test_a_stream_needing_derived_joints_is_mapped_like_a_file():
         assert_same_top(d.top, clf.predict(clf.run(x[None])[0], top_k=3)[0])
 
 
+def test_a_frame_with_more_people_than_the_model_reads_keeps_its_first_bodies():
+    """A crowd in front of a pose estimator (8 people) is a frame, not an error: a 2-body
+    model reads the first two, as classify does with a file."""
+    clf = FakeClassifier(bodies=2)
+    sc = StreamClassifier(clf, hop=4)
+    crowd = np.concatenate([motion(4, bodies=2, seed=1), motion(4, bodies=6, seed=2)])
+    for t in range(4):
+        sc.push("s", crowd[:, t])  # (8, V, 3)
+    [d] = sc.poll()
+    assert_same_top(d.top, reference(clf, crowd[:2], 4, 16, 5))
+
+
 @pytest.mark.parametrize("frame, why", [
     (np.full((20, 3), np.nan, np.float32), "NaN"),
     (np.full((20, 3), np.inf, np.float32), "NaN or infinite"),
     (np.zeros((19, 3), np.float32), "joints"),
     (np.zeros((20, 2), np.float32), "the model reads 3-D .* has 2 per joint"),
     (np.zeros((20, 4), np.float32), "shape"),
-    (np.zeros((7, 20, 3), np.float32), "shape"),
+    (np.zeros((17, 20, 3), np.float32), "shape"),
     (np.zeros((1, 1, 20, 3), np.float32), "shape"),
     ([[1.0, "x", 2.0]] * 20, "numeric"),
     ([[1.0, 2.0, 3.0], [1.0]], "numeric"),
