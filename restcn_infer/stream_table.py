@@ -19,12 +19,17 @@ from restcn_infer.spec import InputSpec
 from restcn_infer.stream_ingest import RingPool
 from restcn_infer.stream_types import StreamLimitError, StreamState
 
+#: Layout mappings an engine keeps (one per source layout; layouts come from the registry).
+MAX_CACHED_MAPPINGS = 64
 
-def bind_layout(spec: InputSpec, num_joints: int, declared: JointLayout | None, source: str
+
+def bind_layout(spec: InputSpec, num_joints: int, declared: JointLayout | None, source: str,
+                mappings: dict[tuple, LayoutMapping] | None = None
                 ) -> tuple[JointLayout, bool, LayoutMapping | None, str | None]:
     """The layout a new stream's frames are in (``declared``, else guessed from their
     ``num_joints``): ``(layout, guessed, mapping to the model's layout or None, notice)``; the
-    notice says a mapping is used, once per stream.
+    notice says a mapping is used, once per stream. ``mappings``: the engine's cache, so that
+    streams of one layout share one mapping object (their frames are then mapped in one call).
 
     Raises:
         SkeletonFormatError: no known layout has that many joints, or it does not map to the
@@ -33,10 +38,17 @@ def bind_layout(spec: InputSpec, num_joints: int, declared: JointLayout | None, 
     found, guessed = spec.resolve_layout(num_joints, declared, source)
     if found.name == spec.layout.name:
         return found, guessed, None, None
-    try:
-        mapping = layout_mapping(found, spec.layout)
-    except LayoutError as exc:
-        raise SkeletonFormatError(source, str(exc)) from None
+    key = (found.name, found.joint_names, tuple(sorted(found.aliases.items())))
+    mapping = None if mappings is None else mappings.get(key)
+    if mapping is None:
+        try:
+            mapping = layout_mapping(found, spec.layout)
+        except LayoutError as exc:
+            raise SkeletonFormatError(source, str(exc)) from None
+        if mappings is not None:
+            if len(mappings) >= MAX_CACHED_MAPPINGS:
+                mappings.clear()
+            mappings[key] = mapping
     how = (f"guessed from its {found.num_joints} joints; declare it with \"layout\""
            if guessed else "declared")
     derived = "".join(f"; {name} = mean of {', '.join(parts)}"
@@ -54,6 +66,7 @@ class StreamTable:
         self.streams: OrderedDict[Hashable, StreamState] = OrderedDict()
         self._owned: dict[Hashable, set[Hashable]] = {}
         self._held: list[int] | None = None  # slots of streams forgotten while holding
+        self.mappings: dict[tuple, LayoutMapping] = {}  # source layout -> mapping (bind_layout)
         self._busy: Container[int] = ()  # while holding: slots with frames waiting
 
     def __len__(self) -> int:

@@ -215,7 +215,8 @@ class StreamClassifier:
             self.evict_idle(now)
         self._table.check_room(source, owner, self.max_streams, self.max_streams_per_owner)
         found, guessed, mapping, notice = bind_layout(self.spec, shape[1],
-                                                      layout or self.options.layout, source)
+                                                      layout or self.options.layout, source,
+                                                      self._table.mappings)
         state = self._table.open(stream, found, guessed, mapping, shape[0], owner,
                                  self.max_streams)
         note = getattr(self.classifier, "note_layout", None)

@@ -242,6 +242,8 @@ def test_a_mapped_layout_is_announced_once_per_stream():
     assert sc.push("a", ntu[1]) == (False, None)
     declared = sc.push("b", ntu[0], layout=get_layout("ntu25"))
     assert "layout ntu25 (declared)" in declared.notice
+    # one mapping object for every stream of that layout: push_many maps their frames at once
+    assert sc._streams["a"].mapping is sc._streams["b"].mapping is not None
 
 
 def test_an_implausible_stream_gets_one_error_then_is_refused():
