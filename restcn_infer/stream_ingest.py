@@ -108,16 +108,6 @@ class RingPool:
         """A copy of one stream's last ``min(count, window)`` frames, ``(M, t, V, C)``."""
         return self.frames[slot, self.positions(count)].transpose(1, 0, 2, 3)  # (t, M, V, C)
 
-    def gather(self, slots: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Copies of the last frames of several streams, ``(B, M, t, V, C)``, one gather; every
-        stream must have ``t = min(count, window)`` frames alike."""
-        t = min(int(counts[0]), self.window)
-        if t < self.window:
-            index = np.broadcast_to(np.arange(t), (len(slots), t))
-        else:
-            index = (counts[:, None] + np.arange(t)) % t  # (B, t), oldest first
-        return self.frames[slots[:, None], index].transpose(0, 2, 1, 3, 4)  # (B, M, t, V, C)
-
 
 def check_frames(frames: Sequence[Any] | np.ndarray, coords: int,
                  convert: Any) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

@@ -44,16 +44,15 @@ def test_fit_windows_equals_fit_window_row_by_row(policy, t):
 # -- the ring pool and the frame checks --------------------------------------------------------
 
 
-def test_ring_pool_gathers_what_each_ring_holds_and_reuses_slots():
+def test_ring_pool_keeps_each_rings_last_frames_and_reuses_slots():
     pool = RingPool(4, (1, 2, 3))
     slots = [pool.take(limit=100) for _ in range(20)]  # grows 16 -> 32, contents kept
     assert slots == list(range(20)) and len(pool.frames) == 32
     values = np.arange(20 * 7 * 6, dtype=np.float32).reshape(20, 7, 1, 2, 3)
     for k in range(7):  # 7 frames into rings of 4: the first 3 are overwritten
         pool.write(np.arange(20), np.full(20, k), values[:, k])
-    got = pool.gather(np.array([3, 11]), np.array([7, 7]))  # (B, M, t, V, C)
-    np.testing.assert_array_equal(got[:, 0], values[[3, 11], 3:, 0])
-    np.testing.assert_array_equal(pool.recent(3, 7), got[0])
+    for slot in (3, 11):  # the last 4 of 7, oldest first: (M, t, V, C)
+        np.testing.assert_array_equal(pool.recent(slot, 7)[0], values[slot, 3:, 0])
     short = pool.take(limit=100)  # a stream of 2 frames so far
     pool.write(np.array([short, short]), np.array([0, 1]), values[0, :2])
     np.testing.assert_array_equal(pool.recent(short, 2)[0], values[0, :2, 0])
