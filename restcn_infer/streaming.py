@@ -51,7 +51,7 @@ from restcn_infer.input_options import InputOptions
 from restcn_infer.layouts import JointLayout
 from restcn_infer.plausibility import ImplausibleInputError, InputChecker
 from restcn_infer.spec import MAX_WINDOW
-from restcn_infer.stream_batch import push_many
+from restcn_infer.stream_batch import model_frames, push_many
 from restcn_infer.stream_decide import decide_windows, decide_windows_safely
 from restcn_infer.stream_ingest import RingPool, check_frame
 from restcn_infer.stream_queue import ReadyQueue, check_at_least_one
@@ -308,13 +308,10 @@ class StreamClassifier:
         return state, False, None, t
 
     def _write(self, state: StreamState, a: np.ndarray, t: float | None, now: float) -> None:
-        """Write a checked frame ``(bodies_in, V_frame, C)`` as the stream's next one."""
-        if state.mapping is not None:
-            a = state.mapping.apply(a)  # (bodies_in, V_frame, C) -> (bodies_in, V, C)
-        slot = self._rings.frames[state.slot, state.count % self.window]  # (M, V, C) view
-        kept = min(a.shape[0], self.bodies)
-        slot[:kept] = a[:kept]
-        slot[kept:] = 0.0
+        """Write a checked frame ``(bodies_in, V_frame, C)`` as the stream's next one, in the
+        model's joints and bodies as ``push_many`` writes its frames (:func:`model_frames`)."""
+        frame = model_frames(a[None], state.mapping, self.bodies)[0]  # (M, V, C)
+        self._rings.frames[state.slot, state.count % self.window] = frame
         state.advance(t, now)
 
     def _queue(self, stream: Hashable, state: StreamState, t: float | None,
