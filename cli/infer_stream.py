@@ -30,12 +30,13 @@ from restcn_cli.runtime import (
     open_classifier,
 )
 from restcn_infer.input_options import InputOptions
+from restcn_infer.spec import MAX_WINDOW
 from restcn_infer.streaming import StreamClassifier
 
 HopOption = Annotated[int, typer.Option(
     min=1, help="Decide every HOP frames of a stream (from its HOP-th frame on).")]
 WindowOption = Annotated[Optional[int], typer.Option(
-    min=1, max=10_000, help="Frames of history per decision (default: the model's window); the "
+    min=1, max=MAX_WINDOW, help="Frames of history per decision (default: the model's window); the "
                             "model's window policy maps them to its input length.")]
 DecodeOption = Annotated[bool, typer.Option(
     "--decode", help="Add the decoded skeletons of each window to every decision.")]
