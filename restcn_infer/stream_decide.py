@@ -68,8 +68,11 @@ def decide_windows_safely(decide: Callable[[list[PendingWindow]], list[StreamDec
             decisions += decide(chunk)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.exception("deciding %d stream windows failed", len(chunk))
-            reason = (f"internal error while deciding this window ({type(exc).__name__}: "
-                      f"{exc})")[:300]
-            decisions += [StreamDecision(p.stream, p.frame, p.t, [], 0.0, error=reason)
-                          for p in chunk]
+            decisions += failed_decisions(chunk, exc)
     return decisions
+
+
+def failed_decisions(ready: list[PendingWindow], exc: BaseException) -> list[StreamDecision]:
+    """An error decision for each window of ``ready`` that ``exc`` left without an answer."""
+    reason = f"internal error while deciding this window ({type(exc).__name__}: {exc})"[:300]
+    return [StreamDecision(p.stream, p.frame, p.t, [], 0.0, error=reason) for p in ready]

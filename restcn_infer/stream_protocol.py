@@ -213,6 +213,13 @@ class StreamStats:
     input_error: str | None = None
     interrupted: str | None = None  # the run was stopped (Ctrl-C) or failed on a bug
 
+    def count(self, decision: StreamDecision) -> None:
+        """Count one decision: answered, or a window error."""
+        if decision.error is None:
+            self.decisions += 1
+        else:
+            self.window_errors += 1
+
     def summary_record(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"frames": self.frames, "decisions": self.decisions,
                                    "rejected": self.rejected, "streams": self.streams}
@@ -295,10 +302,7 @@ def decision_lines(decisions: list[StreamDecision], stats: StreamStats,
                    decoder_layers: list[int] | None = None) -> list[str]:
     """JSON lines of un-namespaced decisions, counted into ``stats``."""
     for d in decisions:
-        if d.error is None:
-            stats.decisions += 1
-        else:
-            stats.window_errors += 1
+        stats.count(d)
     return [render_decision(d, decoder_layers=decoder_layers) for d in decisions]
 
 

@@ -45,13 +45,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from restcn_infer.line_reader import MAX_LINE_BYTES
 from restcn_infer.serve_config import ServeBindError, ServeConfig, require_websockets
+from restcn_infer.stream_decide import failed_decisions
 from restcn_infer.stream_protocol import (
     StreamStats,
     dumps,
     feed_lines,
     render_decision,
 )
-from restcn_infer.streaming import PendingWindow, StreamClassifier
+from restcn_infer.streaming import PendingWindow, StreamClassifier, StreamDecision
 
 log = logging.getLogger("restcn_infer")
 
@@ -193,6 +194,7 @@ class StreamServer:
             return
         client = _Client(ws, next(self._numbers), self.config)
         self.clients[client.number] = client
+        log.info("client %d connected from %s", client.number, _peer(ws))
         writer = asyncio.create_task(client.write_loop())
         try:
             async for message in ws:
@@ -204,6 +206,9 @@ class StreamServer:
             del self.clients[client.number]
             self.engine.forget_owner(client.number)
             writer.cancel()  # the socket is closed: queued records have nowhere to go
+            log.info("client %d disconnected: %s", client.number,
+                     ", ".join(f"{k} {v}" for k, v in client.stats.summary_record()["summary"]
+                               .items()))
 
     async def _message(self, client: _Client, message: str | bytes) -> None:
         # A binary message is split into lines before decoding: a line that is not UTF-8 is
@@ -237,14 +242,17 @@ class StreamServer:
 
     # -- decisions ----------------------------------------------------------------------------
 
-    def _decide_and_render(self, ready: list[PendingWindow]) -> list[tuple[int, str, bool]]:
-        """In a worker thread: ``(client number, JSON line, is a decision)`` per window."""
+    def _decide_and_render(self, ready: list[PendingWindow]
+                           ) -> list[tuple[int, StreamDecision, str]]:
+        """In a worker thread: ``(client number, decision, its JSON line)`` per window."""
+        return self._render(self.engine.decide_safely(ready))
+
+    def _render(self, decisions: list[StreamDecision]) -> list[tuple[int, StreamDecision, str]]:
         out = []
-        for d in self.engine.decide_safely(ready):
-            number, stream = d.stream
-            out.append((number, render_decision(d, stream=stream,
-                                                decoder_layers=self.decoder_layers),
-                        d.error is None))
+        for d in decisions:
+            number, stream = d.stream  # namespaced by the client's number
+            out.append((number, d, render_decision(d, stream=stream,
+                                                   decoder_layers=self.decoder_layers)))
         return out
 
     async def tick(self) -> None:
@@ -269,28 +277,21 @@ class StreamServer:
                 self.tick_failures += 1
                 log.exception("the decision loop failed on %d windows; serving goes on",
                               len(ready))
-                self._answer_failure(ready, exc)
+                self._route(self._render(failed_decisions(ready, exc)))  # answered all
             for client in self.clients.values():
                 client.room.set()
 
-    def _route(self, lines: list[tuple[int, str, bool]]) -> None:
-        for number, line, decided in lines:
+    def _route(self, lines: list[tuple[int, StreamDecision, str]]) -> None:
+        for number, decision, line in lines:
             client = self.clients.get(number)
             if client is not None:  # gone meanwhile: nobody to tell
-                if decided:
-                    client.stats.decisions += 1
-                else:
-                    client.stats.window_errors += 1
+                client.stats.count(decision)
                 client.send(line)
 
-    def _answer_failure(self, ready: list[PendingWindow], exc: Exception) -> None:
-        reason = f"internal error while deciding this window ({type(exc).__name__})"
-        for p in ready:
-            number, stream = p.stream
-            client = self.clients.get(number)
-            if client is not None:
-                client.stats.window_errors += 1
-                client.send(dumps({"error": reason, "stream": stream, "frame": p.frame}))
+def _peer(ws: Any) -> str:
+    """The client's address as ``host:port``, or ``?``."""
+    address = getattr(ws, "remote_address", None)
+    return ":".join(map(str, address[:2])) if address else "?"
 
 
 async def run_server(engine: StreamClassifier, config: ServeConfig | None = None, *,

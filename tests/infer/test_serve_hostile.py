@@ -134,6 +134,7 @@ def test_a_flooding_client_does_not_delay_a_fair_one():
 
 
 def test_a_failing_decision_loop_answers_and_serving_goes_on(caplog):
+    caplog.set_level("INFO", logger="restcn_infer")
     clf = CountingClassifier(fail_calls=(1,))
     server = StreamServer(StreamClassifier(clf, hop=2), ServeConfig(port=0))
     frames = body_sequence(6)[0]
@@ -159,10 +160,14 @@ def test_a_failing_decision_loop_answers_and_serving_goes_on(caplog):
     records = asyncio.run(serving(server, client))
     assert records[0]["error"].startswith("internal error while deciding this window "
                                           "(RuntimeError")
-    assert records[1] == {"error": "internal error while deciding this window (ValueError)",
-                          "stream": "cam", "frame": 4}
+    assert records[1] == {"error": "internal error while deciding this window (ValueError: "
+                                   "a bug in rendering)", "stream": "cam", "frame": 4}
     assert records[2]["frame"] == 6 and "top" in records[2]  # serving went on
     assert server.tick_failures == 1 and "serving goes on" in caplog.text
+    # the server says who came and what each connection cost (its counts, errors included)
+    assert "client 1 connected from 127.0.0.1:" in caplog.text
+    assert ("client 1 disconnected: frames 6, decisions 1, rejected 0, streams 1, "
+            "window_errors 2") in caplog.text
 
 
 def test_origins_are_checked():
