@@ -135,8 +135,7 @@ class StreamClassifier:
         self.checker = InputChecker(classifier.spec,
                                     accept_implausible=self.options.accept_implausible)
         self.bodies = self.spec.bodies
-        self.layout = self.spec.layout
-        self._rings = RingPool(self.window, (self.bodies, self.layout.num_joints,
+        self._rings = RingPool(self.window, (self.bodies, self.spec.layout.num_joints,
                                              self.spec.coords))
         self._table = StreamTable(self._rings)
         self._streams = self._table.streams  # least recently fed first

@@ -255,6 +255,18 @@ def test_constructor_refuses_what_it_cannot_honour():
     assert sc.max_pending == 65_536  # a refused change changes nothing
 
 
+def test_forgetting_a_stream_frees_its_slot_and_keeps_its_queued_window():
+    sc = StreamClassifier(FakeClassifier(), hop=2)
+    seq = motion(2)
+    for t in range(2):
+        sc.push("gone", seq[:, t])
+    slot = sc._streams["gone"].slot
+    sc.forget("gone")
+    assert "gone" not in sc and sc.num_ready == 1  # its due window still runs
+    assert sc.push("next", seq[:, 0]).new_stream and sc._streams["next"].slot == slot
+    assert [d.stream for d in sc.poll()] == ["gone"]
+
+
 def test_the_global_pending_bound_empties_another_owners_queue_and_polling_goes_on():
     """Dropping the last window of another owner's queue must not leave an empty queue that
     the round-robin take then pops."""
