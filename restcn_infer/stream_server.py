@@ -110,6 +110,8 @@ class StreamServer:
     def __init__(self, engine: StreamClassifier, config: ServeConfig | None = None) -> None:
         self.engine = engine
         self.config = config or ServeConfig()
+        # config.max_pending is kept by backpressure (a client at a bound is not read from);
+        # the engine's own bound, which drops windows, stays a last resort above it.
         engine.set_limits(max_streams_per_owner=self.config.max_streams_per_client,
                           max_pending=max(engine.max_pending, self.config.max_pending),
                           max_pending_per_owner=self.config.max_pending_per_client)
