@@ -104,19 +104,19 @@ class StreamState:
         Raises:
             SkeletonFormatError: it does not.
         """
-        source = stream_source(stream)
         if layout is not None and layout.name != self.layout.name:
-            raise SkeletonFormatError(source, f"declares layout {layout.name}, but the stream "
-                                              f"is in layout {self.layout.name} (start a new "
-                                              "stream for another layout)")
+            raise SkeletonFormatError(
+                stream_source(stream), f"declares layout {layout.name}, but the stream is in "
+                f"layout {self.layout.name} (start a new stream for another layout)")
         if shape[1] != self.layout.num_joints:
-            raise SkeletonFormatError(source, f"has {shape[1]} joints, but the stream's frames "
-                                              f"have {self.layout.num_joints} "
-                                              f"({self.layout.name}); a stream keeps its layout")
+            raise SkeletonFormatError(
+                stream_source(stream), f"has {shape[1]} joints, but the stream's frames have "
+                f"{self.layout.num_joints} ({self.layout.name}); a stream keeps its layout")
         if shape[0] != self.bodies_in:
-            raise SkeletonFormatError(source, f"has {shape[0]} bodies, but the stream's frames "
-                                              f"have {self.bodies_in}; a stream keeps its body "
-                                              "count (send an absent body as zeros)")
+            raise SkeletonFormatError(
+                stream_source(stream), f"has {shape[0]} bodies, but the stream's frames have "
+                f"{self.bodies_in}; a stream keeps its body count (send an absent body as "
+                "zeros)")
 
 
 #: What :meth:`~restcn_infer.streaming.StreamClassifier.push` says of most frames: an open
