@@ -134,7 +134,7 @@ def check_frames(frames: Sequence[Any] | np.ndarray, coords: int,
             stack = stack[:, None]  # (n, V, C) -> (n, 1, V, C)
         elif len(shape) != 3:
             continue
-        if stack.shape[3] not in COORDS or stack.shape[3] != coords or not (
+        if stack.shape[3] != coords or not (
                 1 <= stack.shape[1] <= MAX_BODIES_PER_FRAME):
             continue
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
